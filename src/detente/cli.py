@@ -1,0 +1,114 @@
+"""The ``detente`` command line: thin over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from detente.games import GAMES, PLAYER_NAMES, make_game
+from detente.policies.agents import make_agent
+from detente.protocol import Style, make_protocol
+from detente.rollout.records import write_records
+
+
+def _progress(description: str) -> tuple[tqdm, Callable[[int, int], None]]:
+    """A progress bar over games and the ``on_step`` callback that drives it."""
+    bar = tqdm(desc=description, unit="game", leave=False)
+
+    def update(finished: int, total: int) -> None:
+        bar.total = total
+        bar.update(finished - bar.n)
+
+    return bar, update
+
+
+def cmd_faceoff(args: argparse.Namespace) -> int:
+    from detente.evaluate.faceoff import faceoff
+
+    specs = [s.strip() for s in args.agents.split(",") if s.strip()]
+    agents = [make_agent(spec, args.game) for spec in specs]
+    protocol = make_protocol(args.game, args.style)
+    bar, update = _progress("face-off")
+    with bar:
+        result, records = faceoff(args.game, agents, protocol, args.games, args.seed, on_step=update)
+    print(f"{args.game}: mean reward per round of the row agent (± 95% CI), {args.games} games "
+          "per seat order")
+    print(result.table())
+    if result.invalid_rate:
+        print(f"invalid-reply rate: {result.invalid_rate:.3f}")
+    if args.json:
+        result.write_json(Path(args.json))
+        print(f"wrote {args.json}")
+    if args.transcripts:
+        write_records(Path(args.transcripts), records)
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from detente.policies.human import HumanPolicy, HumanQuit
+    from detente.rollout.runner import Match, play
+
+    human = HumanPolicy()
+    opponent = make_agent(args.opponent, args.game)
+    seat = 0 if args.seat == "alice" else 1
+    policies = (human, opponent) if seat == 0 else (opponent, human)
+    game = make_game(args.game, None, args.seed)
+    protocol = make_protocol(args.game, Style.FULL)
+    print(f"detente play: {args.game} against {opponent.name}. Type /quit (or Ctrl-C) to stop.")
+    try:
+        (record,) = play([Match(game, policies, "play-0")], protocol, seed=args.seed)
+    except (HumanQuit, KeyboardInterrupt):
+        print("\nStopped. Bye.")
+        return 0
+    print("\n=== Game over ===")
+    for r, rewards in enumerate(record.rewards):
+        print(f"round {r + 1}: you {rewards[seat]:g}, {opponent.name} {rewards[1 - seat]:g}")
+    totals = (sum(r[0] for r in record.rewards), sum(r[1] for r in record.rewards))
+    print(f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
+          f"{opponent.name} {totals[1 - seat]:g}")
+    if args.transcript:
+        write_records(Path(args.transcript), [record])
+        print(f"wrote {args.transcript}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="detente", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    games = sorted(GAMES)
+
+    p = sub.add_parser("faceoff", help="every pair of agents, both seats, N games each")
+    p.add_argument("--game", required=True, choices=games)
+    p.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. bot:grim")
+    p.add_argument("--games", type=int, default=100, help="games per seat order of each pair")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
+    p.add_argument("--json", help="write the matrix as JSON here")
+    p.add_argument("--transcripts", help="write the games as gzipped JSON lines here")
+    p.set_defaults(func=cmd_faceoff)
+
+    p = sub.add_parser("play", help="play a game against an agent in the terminal")
+    p.add_argument("--game", required=True, choices=games)
+    p.add_argument("--opponent", required=True, help="agent spec, e.g. bot:tit-for-tat")
+    p.add_argument("--seat", choices=["alice", "bob"], default="alice")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transcript", help="write the game as gzipped JSON lines here")
+    p.set_defaults(func=cmd_play)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"detente: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Face-off matrices: every pair of agents, both seat orders, many games.
+
+Cell (i, j) is the row agent i's mean reward per round against column agent j, averaged over
+the games where i sits as Alice and those where it sits as Bob, with a 95% confidence interval
+over games. Games of every pair use the same environment seeds (common random numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from detente.evaluate.stats import mean_ci95
+from detente.games import GameConfig, make_game
+from detente.policies.base import Policy
+from detente.protocol.base import Protocol
+from detente.rollout.records import GameRecord
+from detente.rollout.runner import InvalidReplyConfig, Match, invalid_rate, play
+
+
+@dataclass
+class FaceoffResult:
+    agents: list[str]
+    mean_reward: list[list[float]]
+    ci95: list[list[float]]
+    games: int  # games per seat order of each pair
+    invalid_rate: float
+
+    def to_json(self) -> dict:
+        """Plain JSON (an infinite half-width, from a single game, becomes null)."""
+        data = asdict(self)
+        data["ci95"] = [[c if math.isfinite(c) else None for c in row] for row in self.ci95]
+        return data
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2))
+
+    def table(self) -> str:
+        """A plain-text table: row agent's mean reward per round ± 95% CI half-width."""
+        cells = [
+            [f"{m:.2f} ± {c:.2f}" for m, c in zip(row, ci_row, strict=True)]
+            for row, ci_row in zip(self.mean_reward, self.ci95, strict=True)
+        ]
+        width = max(len(s) for s in self.agents + [c for row in cells for c in row]) + 2
+        header = "row vs column".ljust(width) + "".join(a.ljust(width) for a in self.agents)
+        lines = [header]
+        for agent, row in zip(self.agents, cells, strict=True):
+            lines.append(agent.ljust(width) + "".join(c.ljust(width) for c in row))
+        return "\n".join(lines)
+
+
+def pair_matches(
+    game_name: str,
+    config: GameConfig | None,
+    agents: Sequence[Policy],
+    games: int,
+    seed: int,
+) -> list[tuple[int, int, Match]]:
+    """(row, column, match) for every unordered pair and both seat orders (self-play once)."""
+    out = []
+    for i in range(len(agents)):
+        for j in range(i, len(agents)):
+            orders = [(i, j)] if i == j else [(i, j), (j, i)]
+            for alice, bob in orders:
+                for k in range(games):
+                    game = make_game(game_name, config, seed + k)
+                    match = Match(game, (agents[alice], agents[bob]), f"{alice}-{bob}-{k}", group=k)
+                    out.append((alice, bob, match))
+    return out
+
+
+def faceoff(
+    game_name: str,
+    agents: Sequence[Policy],
+    protocol: Protocol,
+    games: int,
+    seed: int = 0,
+    config: GameConfig | None = None,
+    invalid: InvalidReplyConfig | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[FaceoffResult, list[GameRecord]]:
+    """Play all pairs at once (one batch per policy per step) and tabulate."""
+    names = [a.name for a in agents]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent names must be distinct: {names}")
+    planned = pair_matches(game_name, config, agents, games, seed)
+    records = play([m for _, _, m in planned], protocol, invalid, seed, on_step)
+    samples: dict[tuple[int, int], list[float]] = {}
+    for (alice, bob), record in zip(((a, b) for a, b, _ in planned), records, strict=True):
+        if alice == bob:
+            value = (record.mean_reward(0) + record.mean_reward(1)) / 2
+            samples.setdefault((alice, alice), []).append(value)
+        else:
+            samples.setdefault((alice, bob), []).append(record.mean_reward(0))
+            samples.setdefault((bob, alice), []).append(record.mean_reward(1))
+    n = len(agents)
+    mean = [[0.0] * n for _ in range(n)]
+    ci = [[0.0] * n for _ in range(n)]
+    for (row, column), values in samples.items():
+        mean[row][column], ci[row][column] = mean_ci95(values)
+    return FaceoffResult(names, mean, ci, games, invalid_rate(records)), records

@@ -1,0 +1,230 @@
+"""The shared machinery of every game: players, phases, events, seeding, horizon, allocation.
+
+A game is a pure, seedable state machine. Each round is a fixed schedule of phases; a phase is
+either one player's message or a simultaneous move of both players. Rule enforcement (who may
+act, whether a move is legal, when a round ends) lives here, once; a concrete game only deals
+the round, lists its phases, validates a move and resolves the round.
+
+Randomness: every draw of round ``r`` comes from ``numpy.random.default_rng([seed, r])`` and the
+game-level draws (horizon, opener) from ``default_rng([seed, GAME_STREAM])``. Draws never depend
+on actions, so games that share a seed (a seed group) see the same hands/values every round.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ALICE, BOB = 0, 1
+PLAYER_NAMES: tuple[str, str] = ("Alice", "Bob")
+GAME_STREAM = 1_000_003  # stream key of game-level draws, distinct from any round index
+
+
+class IllegalAction(ValueError):
+    """An action that the rules do not allow (wrong player, wrong phase, out of range)."""
+
+
+class Kind(StrEnum):
+    """What a player is asked for: a free-text message or a move (proposal)."""
+
+    MESSAGE = "message"
+    MOVE = "move"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of a round: who acts, and what they produce."""
+
+    kind: Kind
+    players: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a player observes. Concrete games subclass it with structured fields."""
+
+    round: int
+
+
+@dataclass(frozen=True)
+class MessageEvent(Event):
+    """A chat message sent by ``sender`` (visible to the other player)."""
+
+    sender: int
+    text: str
+
+
+class GameConfig(BaseModel):
+    """Options shared by every game. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rounds: int = Field(10, ge=1, description="Rounds per game when the horizon is fixed.")
+    continuation: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Random horizon: after each round the game continues with this probability "
+        "(geometric, drawn per game from its seed). None = fixed `rounds`.",
+    )
+    max_rounds: int = Field(30, ge=1, description="Cap on the random horizon.")
+    tell_horizon: bool = Field(False, description="Tell the agents how many rounds there are.")
+
+    @model_validator(mode="after")
+    def _cap_covers_rounds(self) -> GameConfig:
+        if self.continuation is None and self.rounds > self.max_rounds:
+            raise ValueError(f"rounds={self.rounds} exceeds max_rounds={self.max_rounds}")
+        return self
+
+
+def draw_horizon(config: GameConfig, seed: int) -> int:
+    """Number of rounds of one game.
+
+    Fixed: ``config.rounds``. Random: ``T = min(1 + G, max_rounds)`` with ``G ~ Geometric`` failures
+    before the first stop, i.e. ``P(T > t) = p^t`` for continuation probability ``p``.
+    """
+    if config.continuation is None:
+        return config.rounds
+    rng = np.random.default_rng([seed, GAME_STREAM])
+    # numpy's geometric counts trials up to the first success (>= 1); success = "stop".
+    return int(min(rng.geometric(1.0 - config.continuation), config.max_rounds))
+
+
+def allocate(quantity: float, claim_a: float, claim_b: float) -> tuple[float, float]:
+    """Split ``quantity`` between two claims: granted if they fit, else scaled down pro rata.
+
+    With ``D = max(Q, a + b)``: player 1 receives ``Q·a/D`` and player 2 ``Q·b/D``. Leftovers are
+    lost. Both claims zero gives (0, 0).
+    """
+    if quantity < 0 or claim_a < 0 or claim_b < 0:
+        raise ValueError(f"negative allocation input: Q={quantity}, a={claim_a}, b={claim_b}")
+    denominator = max(quantity, claim_a + claim_b)
+    if denominator == 0:
+        return 0.0, 0.0
+    return quantity * claim_a / denominator, quantity * claim_b / denominator
+
+
+class GameState(ABC):
+    """Marker base for a round's private draw (hands, values, stock)."""
+
+
+ConfigT = TypeVar("ConfigT", bound=GameConfig)
+MoveT = TypeVar("MoveT")
+
+
+@dataclass
+class RoundOutcome:
+    """What resolving a round produces: rewards, info for metrics, and what each player sees."""
+
+    rewards: tuple[float, float]
+    info: dict[str, Any]
+    events: tuple[Event, Event]
+
+
+@dataclass
+class Game(ABC, Generic[ConfigT, MoveT]):
+    """A two-player iterated game. Subclasses implement the ``_``-prefixed hooks.
+
+    Use: while not ``done``: read ``phase``; give ``act`` one action per acting player (a ``str``
+    for a message phase, a move for a move phase); observe with ``events(player)``.
+    """
+
+    name: ClassVar[str]
+    config_type: ClassVar[type[GameConfig]]
+    reward_scale: ClassVar[float]  # divide rewards by this for learning (SPEC §1)
+    has_messages: ClassVar[bool]
+
+    config: ConfigT
+    seed: int
+    num_rounds: int = field(init=False)
+    round: int = field(init=False, default=0)
+    rewards: list[tuple[float, float]] = field(init=False, default_factory=list)
+    infos: list[dict[str, Any]] = field(init=False, default_factory=list)
+    _events: tuple[list[Event], list[Event]] = field(init=False, repr=False)
+    _phase_index: int = field(init=False, default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, self.config_type):
+            raise TypeError(f"{self.name} needs a {self.config_type.__name__}")
+        self.num_rounds = draw_horizon(self.config, self.seed)
+        self._events = ([], [])
+        self._setup(np.random.default_rng([self.seed, GAME_STREAM, 1]))
+        self._begin_round()
+
+    # ---- hooks for concrete games -------------------------------------------------------------
+    def _setup(self, rng: np.random.Generator) -> None:  # noqa: B027 - optional hook
+        """Game-level draws (e.g. who opens). Default: none."""
+
+    @abstractmethod
+    def _deal(self, rng: np.random.Generator) -> tuple[Event, Event]:
+        """Draw this round's private state; return the round-start event each player sees."""
+
+    @abstractmethod
+    def _phases(self) -> list[Phase]:
+        """The phases of the current round, in order (the last one is the simultaneous move)."""
+
+    @abstractmethod
+    def _validate_move(self, player: int, move: MoveT) -> None:
+        """Raise ``IllegalAction`` for an illegal move."""
+
+    @abstractmethod
+    def _resolve(self, moves: tuple[MoveT, MoveT]) -> RoundOutcome:
+        """Rewards, info and the round-end events, given both moves."""
+
+    # ---- the state machine ---------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.round >= self.num_rounds
+
+    @property
+    def phase(self) -> Phase:
+        if self.done:
+            raise IllegalAction("the game is over")
+        return self._phases()[self._phase_index]
+
+    def events(self, player: int) -> list[Event]:
+        """Everything ``player`` has observed so far, oldest first."""
+        return list(self._events[player])
+
+    def act(self, actions: Mapping[int, Any]) -> None:
+        """Apply the actions of the players of the current phase (exactly those players)."""
+        phase = self.phase
+        if set(actions) != set(phase.players):
+            raise IllegalAction(f"phase expects players {phase.players}, got {sorted(actions)}")
+        if phase.kind is Kind.MESSAGE:
+            for sender, text in actions.items():
+                if not isinstance(text, str):
+                    raise IllegalAction(f"a message must be a string, got {type(text).__name__}")
+                message = MessageEvent(self.round, sender, text)
+                self._events[1 - sender].append(message)
+            self._phase_index += 1
+            return
+        for player, move in actions.items():
+            self._validate_move(player, move)
+        outcome = self._resolve((actions[ALICE], actions[BOB]))
+        self.rewards.append(outcome.rewards)
+        self.infos.append(outcome.info)
+        for player in (ALICE, BOB):
+            self._events[player].append(outcome.events[player])
+        self.round += 1
+        self._phase_index = 0
+        if not self.done:
+            self._begin_round()
+
+    def _begin_round(self) -> None:
+        starts = self._deal(np.random.default_rng([self.seed, self.round]))
+        for player in (ALICE, BOB):
+            self._events[player].append(starts[player])
+
+    def total_rewards(self) -> tuple[float, float]:
+        return (
+            math.fsum(r[ALICE] for r in self.rewards),
+            math.fsum(r[BOB] for r in self.rewards),
+        )

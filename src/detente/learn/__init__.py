@@ -1,0 +1,1 @@
+"""Learning: returns, group baselines, credits (naive, sum of rewards, Advantage Alignment), loss."""

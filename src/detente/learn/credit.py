@@ -1,0 +1,116 @@
+"""Per-round credits of an agent i from its advantages and its co-player's (SPEC §2).
+
+``own`` = A^i and ``other`` = A^{−i} are [games, rounds] advantages of the two seats of the same
+games (row j of both is game j). Every round-t token the agent generated gets credit C_t.
+
+- naive:               C_t = A^i_t
+- sum of rewards:      C_t = A^i_t + A^{−i}_t
+- Advantage Alignment: C_t = A^i_t + β · A^{−i}_t · W_t,
+  W_t = γ_a · Σ_{k<t} γ_a^{t−k} A^i_k   (W_0 = 0),
+  with the authors' explicit leading γ_a (equivalent to rescaling β). The just-in-time variant
+  (``include_current``) sums k ≤ t instead.
+
+An optional ``mask`` [games, rounds] (1 where the round exists) zeroes absent rounds: they add
+nothing to W and get credit 0.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class CreditMethod(StrEnum):
+    """How an agent's credit combines its own and its co-player's advantages."""
+
+    NAIVE = "naive"
+    SUM = "sum"
+    ADALIGN = "adalign"
+
+
+def _prepare(
+    own: npt.ArrayLike, other: npt.ArrayLike, mask: npt.ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Float64 copies of own/other with absent rounds zeroed, and the float mask."""
+    a_own = np.asarray(own, dtype=np.float64)
+    a_other = np.asarray(other, dtype=np.float64)
+    if a_own.ndim != 2 or a_own.shape != a_other.shape:
+        raise ValueError(f"own {a_own.shape} and other {a_other.shape} must be equal [games, T]")
+    m = np.ones_like(a_own) if mask is None else np.asarray(mask, dtype=np.float64)
+    if m.shape != a_own.shape:
+        raise ValueError(f"mask shape {m.shape} != advantages shape {a_own.shape}")
+    return np.where(m > 0, a_own, 0.0), np.where(m > 0, a_other, 0.0), m
+
+
+def naive(
+    own: npt.ArrayLike, other: npt.ArrayLike, mask: npt.ArrayLike | None = None
+) -> FloatArray:
+    """C_t = A^i_t (``other`` is accepted for a uniform signature and ignored)."""
+    a_own, _, _ = _prepare(own, other, mask)
+    return a_own
+
+
+def sum_of_rewards(
+    own: npt.ArrayLike, other: npt.ArrayLike, mask: npt.ArrayLike | None = None
+) -> FloatArray:
+    """C_t = A^i_t + A^{−i}_t (prosocial reference)."""
+    a_own, a_other, _ = _prepare(own, other, mask)
+    return a_own + a_other
+
+
+def alignment_weights(
+    own: npt.ArrayLike,
+    gamma: float,
+    include_current: bool = False,
+    mask: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """W_t = γ · Σ_{k<t} γ^{t−k} A_k  (k ≤ t if ``include_current``), linear time.
+
+    Recurrence on S_t = Σ_{k<t} γ^{t−k} A_k:  S_0 = 0,  S_{t+1} = γ (S_t + A_t);
+    then W_t = γ S_t, or γ (S_t + A_t) for the just-in-time variant.
+    """
+    a_own, _, _ = _prepare(own, own, mask)
+    weights = np.empty_like(a_own)
+    s = np.zeros(a_own.shape[0], dtype=np.float64)
+    for t in range(a_own.shape[1]):
+        weights[:, t] = gamma * (s + a_own[:, t]) if include_current else gamma * s
+        s = gamma * (s + a_own[:, t])
+    return weights
+
+
+def advantage_alignment(
+    own: npt.ArrayLike,
+    other: npt.ArrayLike,
+    beta: float,
+    gamma: float,
+    include_current: bool = False,
+    mask: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """C_t = A^i_t + β · A^{−i}_t · W_t with W_t from ``alignment_weights`` (γ = γ_a)."""
+    a_own, a_other, m = _prepare(own, other, mask)
+    weights = alignment_weights(a_own, gamma, include_current)
+    return np.where(m > 0, a_own + beta * a_other * weights, 0.0)
+
+
+def compute_credit(
+    method: CreditMethod | str,
+    own: npt.ArrayLike,
+    other: npt.ArrayLike,
+    beta: float,
+    gamma: float,
+    include_current: bool = False,
+    mask: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """Dispatch on ``method`` (a ``CreditMethod`` or its value); β, γ_a and ``include_current``
+    are used by Advantage Alignment only."""
+    match CreditMethod(method):
+        case CreditMethod.NAIVE:
+            return naive(own, other, mask)
+        case CreditMethod.SUM:
+            return sum_of_rewards(own, other, mask)
+        case CreditMethod.ADALIGN:
+            return advantage_alignment(own, other, beta, gamma, include_current, mask)

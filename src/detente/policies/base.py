@@ -1,0 +1,57 @@
+"""Who acts: the batch interface shared by bots, language models, API models and people.
+
+A policy receives a *batch* of requests (one per seat that must act now, across many games)
+and returns one reply text per request. The rollout parses replies with the game's protocol, so
+every policy, scripted ones included, goes through the same text formats.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from detente.games.base import Event, Kind
+from detente.protocol.base import Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    """One decision of one seat: the chat so far and the structured events behind it."""
+
+    session_id: str  # one seat of one game; stable across its turns
+    game: str
+    player: int
+    round: int
+    kind: Kind
+    messages: tuple[dict[str, str], ...]  # whole chat so far, ends with the new user message
+    events: tuple[Event, ...]  # every event this seat has observed (for scripted policies)
+    protocol: Protocol
+    seed: int  # sampling seed of this attempt
+    constrained: bool = False  # ask for a format-constrained sample (if supported)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply text, plus what a language model knows about how it was produced."""
+
+    text: str
+    prompt_ids: tuple[int, ...] = ()
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()
+    constrained: bool = False
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class Policy(ABC):
+    """Answers batches of requests. ``name`` identifies it in tables and records."""
+
+    name: str
+    supports_constrained: bool = False
+
+    @abstractmethod
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        """One reply per request, in order."""
+
+    def end_sessions(self, session_ids: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Games are over: drop per-session state (e.g. KV caches). Default: none kept."""

@@ -1,0 +1,32 @@
+"""Scripted bots per game. ``make_bot(game, name)`` builds one by its canonical name."""
+
+from __future__ import annotations
+
+from detente.policies.bots import ipd
+from detente.policies.bots.base import Bot
+
+_REGISTRY: dict[str, dict[str, type[Bot]]] = {}
+
+
+def _register(bots: tuple[type[Bot], ...]) -> None:
+    for bot in bots:
+        _REGISTRY.setdefault(bot.game, {})[bot.bot_name] = bot
+
+
+_register(ipd.BOTS)
+
+
+def bot_names(game: str) -> list[str]:
+    return sorted(_REGISTRY.get(game, {}))
+
+
+def make_bot(game: str, name: str) -> Bot:
+    try:
+        return _REGISTRY[game][name]()
+    except KeyError:
+        raise ValueError(
+            f"no bot {name!r} for game {game!r}; known: {', '.join(bot_names(game)) or 'none'}"
+        ) from None
+
+
+__all__ = ["Bot", "bot_names", "make_bot"]

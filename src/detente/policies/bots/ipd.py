@@ -1,0 +1,95 @@
+"""IPD bots: the classic strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from detente.games.base import Event
+from detente.games.ipd import IPD, Move, RoundEnd
+from detente.policies.bots.base import Bot
+
+C, D = Move.COOPERATE, Move.DEFECT
+
+
+def _history(events: Sequence[Event]) -> list[RoundEnd]:
+    return [e for e in events if isinstance(e, RoundEnd)]
+
+
+class IPDBot(Bot):
+    game: ClassVar[str] = IPD.name
+
+
+class AlwaysCooperate(IPDBot):
+    bot_name = "always-cooperate"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        return C
+
+
+class AlwaysDefect(IPDBot):
+    bot_name = "always-defect"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        return D
+
+
+class TitForTat(IPDBot):
+    """Cooperate first, then copy the other's previous move."""
+
+    bot_name = "tit-for-tat"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        history = _history(events)
+        return history[-1].other_move if history else C
+
+
+class Grim(IPDBot):
+    """Cooperate until the other defects once, then defect forever."""
+
+    bot_name = "grim"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        return D if any(e.other_move is D for e in _history(events)) else C
+
+
+class WinStayLoseShift(IPDBot):
+    """Pavlov: repeat the last move after a good payoff (R or T), switch after a bad one."""
+
+    bot_name = "wsls"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        history = _history(events)
+        if not history:
+            return C
+        last = history[-1]
+        return last.own_move if last.other_move is C else (D if last.own_move is C else C)
+
+
+class Random(IPDBot):
+    bot_name = "random"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        return C if rng.random() < 0.5 else D
+
+
+class Alternator(IPDBot):
+    """Cooperate, defect, cooperate, ..."""
+
+    bot_name = "alternator"
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        return C if len(_history(events)) % 2 == 0 else D
+
+
+BOTS: tuple[type[Bot], ...] = (
+    AlwaysCooperate,
+    AlwaysDefect,
+    TitForTat,
+    Grim,
+    WinStayLoseShift,
+    Random,
+    Alternator,
+)

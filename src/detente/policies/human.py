@@ -1,0 +1,61 @@
+"""A person at a terminal: sees the rules, the history and what is asked; types a reply."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from detente.games.base import PLAYER_NAMES
+from detente.policies.base import Policy, Reply, Request
+from detente.protocol.base import InvalidReply
+
+QUIT_COMMANDS = ("/quit", "/exit")
+
+
+class HumanQuit(Exception):
+    """The person asked to stop (``/quit``, end of input or Ctrl-C)."""
+
+
+class HumanPolicy(Policy):
+    """Asks the person for each request, one at a time, re-asking until the input parses.
+
+    Accepts the exact protocol format or the game's shorthand; replies with the canonical text,
+    so the transcript reads like any other agent's.
+    """
+
+    def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        self.name = "human"
+        self._in = stdin or sys.stdin
+        self._out = stdout or sys.stdout
+        self._shown: set[str] = set()
+
+    def _say(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        return [self._ask(request) for request in requests]
+
+    def _ask(self, request: Request) -> Reply:
+        if request.session_id not in self._shown:
+            self._shown.add(request.session_id)
+            self._say(f"\n=== You are {PLAYER_NAMES[request.player]} ===")
+            self._say(request.messages[0]["content"])
+        self._say("\n" + request.messages[-1]["content"])
+        hint = request.protocol.human_hint(request.kind)
+        while True:
+            self._out.write(f"[{hint}; /quit to stop] > ")
+            self._out.flush()
+            try:
+                line = self._in.readline()
+            except KeyboardInterrupt:
+                raise HumanQuit from None
+            if not line or line.strip() in QUIT_COMMANDS:
+                raise HumanQuit
+            try:
+                action = request.protocol.parse_human(request.kind, line.rstrip("\n"))
+            except InvalidReply as error:
+                self._say(f"Not understood ({error}). Try again.")
+                continue
+            return Reply(request.protocol.format(request.kind, action))

@@ -1,0 +1,273 @@
+"""Plays many games at once.
+
+Each step gathers every pending decision of every unfinished game and sends one batch per
+policy (or per shared batcher, e.g. one language-model engine serving several adapters). Invalid
+replies follow SPEC §1.5: ``free_retries`` plain re-samples, then one format-constrained sample
+where the policy supports it, then the protocol's declared default, flagged ``invalid``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from detente.games.base import Game
+from detente.policies.base import Policy, Reply, Request
+from detente.protocol.base import InvalidReply, Protocol
+from detente.rollout.records import GameRecord, SeatRecord, Turn
+
+
+class InvalidReplyConfig(BaseModel):
+    """What to do when a reply does not match the format (SPEC §1.5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    free_retries: int = Field(2, ge=0, description="Plain re-samples before anything else.")
+    constrained_retry: bool = Field(
+        True, description="Then one format-constrained sample, where the policy supports it."
+    )
+
+
+@dataclass
+class Match:
+    """One game to play and the policy in each seat."""
+
+    game: Game
+    policies: tuple[Policy, Policy]
+    game_id: str
+    group: int = 0
+    learners: tuple[bool, bool] = (False, False)
+
+
+@dataclass
+class _Seat:
+    record: SeatRecord
+    messages: list[dict[str, str]]
+    cursor: int = 0  # events already shown to this seat
+
+
+@dataclass
+class _Live:
+    match: Match
+    seats: tuple[_Seat, _Seat]
+    turn_counter: list[int] = field(default_factory=lambda: [0, 0])
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integer keys (stable across runs and platforms)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def batch_key(policy: Policy) -> Hashable:
+    """Policies that share a batcher (e.g. adapters on one engine) are served in one call."""
+    batcher = getattr(policy, "batcher", None)
+    return id(batcher) if batcher is not None else id(policy)
+
+
+def dispatch(pairs: Sequence[tuple[Policy, Request]]) -> list[Reply]:
+    """One call per policy (or shared batcher) for all of its requests; replies in order."""
+    groups: dict[Hashable, list[int]] = defaultdict(list)
+    for index, (policy, _) in enumerate(pairs):
+        groups[batch_key(policy)].append(index)
+    replies: list[Reply | None] = [None] * len(pairs)
+    for indices in groups.values():
+        first_policy = pairs[indices[0]][0]
+        batcher = getattr(first_policy, "batcher", None)
+        if batcher is not None:
+            answers = batcher.act([pairs[i] for i in indices])
+        else:
+            answers = first_policy.act([pairs[i][1] for i in indices])
+        if len(answers) != len(indices):
+            raise RuntimeError(f"{first_policy.name} returned {len(answers)} replies for {len(indices)}")
+        for i, answer in zip(indices, answers, strict=True):
+            replies[i] = answer
+    return replies  # type: ignore[return-value]
+
+
+def _json_action(action: Any) -> Any:
+    if isinstance(action, Enum):
+        return action.value
+    if isinstance(action, tuple):
+        return list(action)
+    return action
+
+
+def play(
+    matches: Sequence[Match],
+    protocol: Protocol,
+    invalid: InvalidReplyConfig | None = None,
+    seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[GameRecord]:
+    """Play ``matches`` to the end, batched across games; return one record per game.
+
+    ``on_step(finished, total)`` is called after each step (for progress bars).
+    """
+    invalid = invalid or InvalidReplyConfig()
+    live = [_start(index, match, protocol) for index, match in enumerate(matches)]
+    active = list(range(len(live)))
+    while active:
+        decisions = [(g, p) for g in active for p in live[g].match.game.phase.players]
+        actions = _decide(live, decisions, protocol, invalid, seed)
+        by_game: dict[int, dict[int, Any]] = defaultdict(dict)
+        for (g, p), action in zip(decisions, actions, strict=True):
+            by_game[g][p] = action
+        for g, acts in by_game.items():
+            live[g].match.game.act(acts)
+        finished = [g for g in active if live[g].match.game.done]
+        _end_sessions(live, finished)
+        active = [g for g in active if not live[g].match.game.done]
+        if on_step is not None:
+            on_step(len(live) - len(active), len(live))
+    return [_record(item) for item in live]
+
+
+def _start(index: int, match: Match, protocol: Protocol) -> _Live:
+    seats = []
+    for player in (0, 1):
+        system = protocol.rules(match.game, player)
+        record = SeatRecord(
+            player, match.policies[player].name, system, learner=match.learners[player]
+        )
+        seats.append(_Seat(record, [{"role": "system", "content": system}]))
+    return _Live(match, (seats[0], seats[1]))
+
+
+def _session_id(item: _Live, player: int) -> str:
+    return f"{item.match.game_id}/{player}"
+
+
+def _decide(
+    live: list[_Live],
+    decisions: list[tuple[int, int]],
+    protocol: Protocol,
+    invalid: InvalidReplyConfig,
+    seed: int,
+) -> list[Any]:
+    """Ask every deciding seat, re-asking the ones whose reply does not parse."""
+    requests: list[Request] = []
+    for g, p in decisions:
+        item, seat = live[g], live[g].seats[p]
+        game = item.match.game
+        events = game.events(p)
+        prompt = protocol.observation(events[seat.cursor :], game.phase.kind, p)
+        seat.cursor = len(events)
+        seat.messages.append({"role": "user", "content": prompt})
+        requests.append(
+            Request(
+                session_id=_session_id(item, p),
+                game=game.name,
+                player=p,
+                round=game.round,
+                kind=game.phase.kind,
+                messages=tuple(seat.messages),
+                events=tuple(events),
+                protocol=protocol,
+                seed=0,
+            )
+        )
+    results: list[tuple[Any, Reply, bool] | None] = [None] * len(decisions)
+    attempts = [0] * len(decisions)
+    pending = list(range(len(decisions)))
+    max_attempts = 1 + invalid.free_retries + (1 if invalid.constrained_retry else 0)
+    last_reply: list[Reply | None] = [None] * len(decisions)
+    for attempt in range(max_attempts):
+        constrained = invalid.constrained_retry and attempt == max_attempts - 1 and attempt > 0
+        asking = [
+            i
+            for i in pending
+            if not constrained or live[decisions[i][0]].match.policies[decisions[i][1]].supports_constrained
+        ]
+        if not asking:
+            break
+        pairs = []
+        for i in asking:
+            g, p = decisions[i]
+            item = live[g]
+            turn_index = item.turn_counter[p]
+            request = requests[i]
+            request = Request(
+                **{
+                    **request.__dict__,
+                    "seed": derive_seed(seed, item.match.game.seed, g, p, turn_index, attempt),
+                    "constrained": constrained,
+                }
+            )
+            pairs.append((item.match.policies[p], request))
+        replies = dispatch(pairs)
+        still = []
+        for i, reply in zip(asking, replies, strict=True):
+            attempts[i] += 1
+            last_reply[i] = reply
+            kind = requests[i].kind
+            try:
+                results[i] = (protocol.parse(kind, reply.text), reply, False)
+            except InvalidReply:
+                still.append(i)
+        pending = [i for i in pending if i not in set(asking)] + still
+        pending.sort()
+    for i in pending:
+        reply = last_reply[i]
+        assert reply is not None
+        results[i] = (protocol.default(requests[i].kind), reply, True)
+    actions = []
+    for i, (g, p) in enumerate(decisions):
+        action, reply, was_invalid = results[i]  # type: ignore[misc]
+        item, seat = live[g], live[g].seats[p]
+        item.turn_counter[p] += 1
+        seat.messages.append({"role": "assistant", "content": reply.text})
+        valid_tries = 0 if was_invalid else 1
+        seat.record.turns.append(
+            Turn(
+                round=requests[i].round,
+                kind=requests[i].kind,
+                prompt=seat.messages[-2]["content"],
+                reply=reply.text,
+                action=_json_action(action),
+                invalid=was_invalid,
+                attempts=attempts[i],
+                invalid_attempts=attempts[i] - valid_tries,
+                constrained=reply.constrained,
+                prompt_ids=list(reply.prompt_ids),
+                token_ids=list(reply.token_ids),
+                logprobs=list(reply.logprobs),
+            )
+        )
+        actions.append(action)
+    return actions
+
+
+def _end_sessions(live: list[_Live], finished: list[int]) -> None:
+    by_policy: dict[int, tuple[Policy, list[str]]] = {}
+    for g in finished:
+        for p, policy in enumerate(live[g].match.policies):
+            by_policy.setdefault(id(policy), (policy, []))[1].append(_session_id(live[g], p))
+    for policy, session_ids in by_policy.values():
+        policy.end_sessions(session_ids)
+
+
+def _record(item: _Live) -> GameRecord:
+    game = item.match.game
+    return GameRecord(
+        game_id=item.match.game_id,
+        game=game.name,
+        seed=game.seed,
+        group=item.match.group,
+        num_rounds=game.num_rounds,
+        rewards=list(game.rewards),
+        infos=list(game.infos),
+        seats=(item.seats[0].record, item.seats[1].record),
+    )
+
+
+def invalid_rate(records: Sequence[GameRecord]) -> float:
+    """Fraction of decisions that ended on the default move (no valid reply)."""
+    turns = [t for r in records for s in r.seats for t in s.turns]
+    return sum(t.invalid for t in turns) / len(turns) if turns else 0.0
+

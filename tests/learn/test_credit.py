@@ -1,0 +1,120 @@
+"""Credits against literal loops over the SPEC §2 formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detente.learn.credit import (
+    CreditMethod,
+    advantage_alignment,
+    alignment_weights,
+    compute_credit,
+    naive,
+    sum_of_rewards,
+)
+
+
+def brute_adalign(
+    own: np.ndarray, other: np.ndarray, beta: float, gamma: float, include_current: bool
+) -> np.ndarray:
+    """C_t = A^i_t + β A^{−i}_t γ Σ_{k<t (or ≤t)} γ^{t−k} A^i_k, as a double loop."""
+    games, horizon = own.shape
+    out = np.zeros_like(own)
+    for j in range(games):
+        for t in range(horizon):
+            last = t + 1 if include_current else t
+            w = gamma * sum(gamma ** (t - k) * own[j, k] for k in range(last))
+            out[j, t] = own[j, t] + beta * other[j, t] * w
+    return out
+
+
+advantage_pairs = st.tuples(st.integers(1, 5), st.integers(1, 8), st.integers(0, 2**32 - 1)).map(
+    lambda a: tuple(np.random.default_rng(a[2]).normal(size=(2, a[0], a[1])))
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pair=advantage_pairs)
+def test_naive_and_sum_match_loop(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    own, other = pair
+    expected_sum = np.array(
+        [[own[j, t] + other[j, t] for t in range(own.shape[1])] for j in range(own.shape[0])]
+    )
+    np.testing.assert_array_equal(naive(own, other), own)
+    np.testing.assert_allclose(sum_of_rewards(own, other), expected_sum, atol=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pair=advantage_pairs,
+    beta=st.floats(0.0, 3.0),
+    gamma=st.floats(0.0, 1.0),
+    include_current=st.booleans(),
+)
+def test_advantage_alignment_matches_double_loop(
+    pair: tuple[np.ndarray, np.ndarray], beta: float, gamma: float, include_current: bool
+) -> None:
+    own, other = pair
+    got = advantage_alignment(own, other, beta, gamma, include_current)
+    expected = brute_adalign(own, other, beta, gamma, include_current)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_alignment_weights_first_round_and_leading_gamma() -> None:
+    own = np.array([[2.0, -1.0, 4.0]])
+    gamma = 0.5
+    w = alignment_weights(own, gamma)
+    assert w[0, 0] == 0.0  # W_0 = 0
+    # W_1 = γ·γ·A_0, W_2 = γ(γ² A_0 + γ A_1): the explicit leading γ_a of the authors' code
+    np.testing.assert_allclose(w, [[0.0, 0.5, 0.25]])
+    w_jit = alignment_weights(own, gamma, include_current=True)
+    np.testing.assert_allclose(w_jit, [[1.0, 0.0, 2.0]])  # γ Σ_{k≤t} γ^{t−k} A_k
+    credits = advantage_alignment(own, np.ones_like(own), 1.0, gamma)
+    assert credits[0, 0] == own[0, 0]  # no alignment term in the first round
+
+
+def test_advantage_alignment_with_zero_beta_is_naive() -> None:
+    own, other = np.random.default_rng(0).normal(size=(2, 6, 5))
+    np.testing.assert_allclose(advantage_alignment(own, other, 0.0, 0.9), naive(own, other))
+
+
+@pytest.mark.parametrize("include_current", [False, True])
+def test_mask_zeroes_absent_rounds(include_current: bool) -> None:
+    rng = np.random.default_rng(4)
+    own, other = rng.normal(size=(2, 6, 7))
+    lengths = np.array([7, 1, 3, 5, 7, 2])
+    mask = np.arange(7)[None, :] < lengths[:, None]
+    own_padded = np.where(mask, own, 99.0)  # padding must not leak into W or the credits
+    other_padded = np.where(mask, other, -99.0)
+    for method in CreditMethod:
+        got = compute_credit(method, own_padded, other_padded, 0.7, 0.9, include_current, mask)
+        assert np.all(got[~mask] == 0.0)
+        for j, n in enumerate(lengths):  # each game equals the same game without padding
+            alone = compute_credit(method, own[j : j + 1, :n], other[j : j + 1, :n], 0.7, 0.9,
+                                   include_current)
+            np.testing.assert_allclose(got[j, :n], alone[0], atol=1e-12)
+
+
+def test_compute_credit_dispatches_by_value() -> None:
+    own, other = np.random.default_rng(5).normal(size=(2, 3, 4))
+    np.testing.assert_array_equal(compute_credit("naive", own, other, 0.5, 0.9), own)
+    np.testing.assert_array_equal(compute_credit("sum", own, other, 0.5, 0.9), own + other)
+    np.testing.assert_array_equal(
+        compute_credit("adalign", own, other, 0.5, 0.9, True),
+        advantage_alignment(own, other, 0.5, 0.9, True),
+    )
+    assert [m.value for m in CreditMethod] == ["naive", "sum", "adalign"]
+    with pytest.raises(ValueError):
+        compute_credit("greedy", own, other, 0.5, 0.9)
+
+
+def test_shape_errors() -> None:
+    with pytest.raises(ValueError):
+        sum_of_rewards(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError):
+        naive(np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError):
+        advantage_alignment(np.zeros((2, 3)), np.zeros((2, 3)), 1.0, 0.9, mask=np.ones((3, 2)))
