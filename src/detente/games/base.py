@@ -111,10 +111,6 @@ def allocate(quantity: float, claim_a: float, claim_b: float) -> tuple[float, fl
     return quantity * claim_a / denominator, quantity * claim_b / denominator
 
 
-class GameState(ABC):
-    """Marker base for a round's private draw (hands, values, stock)."""
-
-
 ConfigT = TypeVar("ConfigT", bound=GameConfig)
 MoveT = TypeVar("MoveT")
 

@@ -1,0 +1,102 @@
+"""The batched runner: one call per policy per step, and the invalid-reply policy (SPEC §1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from detente.games import make_game
+from detente.games.ipd import Move
+from detente.policies.base import Policy, Reply, Request
+from detente.policies.bots import make_bot
+from detente.protocol import make_protocol
+from detente.rollout.records import GameRecord, read_records, write_records
+from detente.rollout.runner import InvalidReplyConfig, Match, invalid_rate, play
+
+
+class Scripted(Policy):
+    """Replies from a fixed list per decision (cycling), records every batch it receives."""
+
+    def __init__(self, replies: Sequence[str], constrained_reply: str | None = None) -> None:
+        self.name = "scripted"
+        self.replies = list(replies)
+        self.constrained_reply = constrained_reply
+        self.supports_constrained = constrained_reply is not None
+        self.batches: list[list[Request]] = []
+        self.calls = 0
+
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        self.batches.append(list(requests))
+        out = []
+        for request in requests:
+            if request.constrained:
+                out.append(Reply(self.constrained_reply or "", constrained=True))
+            else:
+                out.append(Reply(self.replies[self.calls % len(self.replies)]))
+                self.calls += 1
+        return out
+
+
+def play_one(policy: Policy, invalid: InvalidReplyConfig, rounds: int = 1) -> GameRecord:
+    game = make_game("ipd", make_game("ipd", None, 0).config_type(rounds=rounds), 0)
+    (record,) = play(
+        [Match(game, (policy, make_bot("ipd", "always-cooperate")), "g")],
+        make_protocol("ipd"),
+        invalid,
+    )
+    return record
+
+
+def test_one_batch_per_policy_per_step():
+    policy = Scripted(["<A>"])
+    games = [make_game("ipd", None, s) for s in range(16)]
+    matches = [Match(g, (policy, policy), f"g{i}") for i, g in enumerate(games)]
+    play(matches, make_protocol("ipd"))
+    assert len(policy.batches) == 10  # one per round, both seats of all 16 games together
+    assert all(len(b) == 32 for b in policy.batches)
+    assert len({r.session_id for b in policy.batches for r in b}) == 32
+
+
+def test_free_retries_recover_and_are_counted():
+    record = play_one(Scripted(["nope", "still no", "<A>"]), InvalidReplyConfig(free_retries=2))
+    turn = record.seats[0].turns[0]
+    assert (turn.action, turn.invalid, turn.attempts, turn.invalid_attempts) == ("C", False, 3, 2)
+
+
+def test_constrained_sample_after_free_retries():
+    policy = Scripted(["bad"], constrained_reply="<B>")
+    record = play_one(policy, InvalidReplyConfig(free_retries=1, constrained_retry=True))
+    turn = record.seats[0].turns[0]
+    assert (turn.action, turn.invalid, turn.constrained, turn.attempts) == ("D", False, True, 3)
+
+
+def test_default_move_is_flagged_never_silent():
+    record = play_one(Scripted(["<A> please"]), InvalidReplyConfig(free_retries=1), rounds=2)
+    turns = record.seats[0].turns
+    assert all(t.invalid and t.action == Move.DEFECT.value for t in turns)
+    assert all(t.reply == "<A> please" for t in turns)  # the text said stays in the chat
+    assert invalid_rate([record]) == pytest.approx(0.5)  # Alice's 2 of 4 decisions
+
+
+def test_retry_seeds_differ_and_are_reproducible():
+    policy = Scripted(["x", "y", "<A>"])
+    play_one(policy, InvalidReplyConfig(free_retries=2))
+    seeds = [b[0].seed for b in policy.batches]
+    assert len(set(seeds)) == 3
+    again = Scripted(["x", "y", "<A>"])
+    play_one(again, InvalidReplyConfig(free_retries=2))
+    assert [b[0].seed for b in again.batches] == seeds
+
+
+def test_conversation_grows_and_records_round_trip(tmp_path):
+    policy = Scripted(["<A>"])
+    (record,) = play(
+        [Match(make_game("ipd", None, 3), (policy, make_bot("ipd", "always-defect")), "g")],
+        make_protocol("ipd"),
+    )
+    last = policy.batches[-1][0].messages
+    assert [m["role"] for m in last] == ["system"] + ["user", "assistant"] * 9 + ["user"]
+    path = tmp_path / "records.jsonl.gz"
+    write_records(path, [record])
+    assert [r.to_json() for r in read_records(path)] == [record.to_json()]
