@@ -76,6 +76,35 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from detente.config import load_config
+    from detente.learn.trainer import Trainer
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(args.out or f"runs/{Path(args.config).stem}-s{config.seed}")
+    trainer = Trainer.create(config, run_dir)
+    print(f"run directory: {run_dir}")
+    trainer.run()
+    print(f"done: {trainer.state.iteration} iterations; metrics in {run_dir / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from detente.learn.trainer import Trainer
+
+    trainer = Trainer.resume(Path(args.run_dir))
+    print(f"resuming {args.run_dir} at iteration {trainer.state.iteration}")
+    trainer.run()
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from detente.config import preset_names
+
+    print("\n".join(preset_names()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detente", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transcript", help="write the game as gzipped JSON lines here")
     p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("train", help="train an adapter (a preset name or a YAML file)")
+    p.add_argument("config", help="preset (e.g. ipd-adalign-tiny; see `detente presets`) or YAML")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.lr=1e-4")
+    p.add_argument("--out", help="run directory (default runs/PRESET-sSEED); never overwritten")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("presets", help="list the shipped presets")
+    p.set_defaults(func=cmd_presets)
     return parser
 
 
@@ -105,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:
         print(f"detente: error: {error}", file=sys.stderr)
         return 2
 

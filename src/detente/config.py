@@ -1,0 +1,230 @@
+"""One typed schema for a run, YAML presets, and ``a.b=value`` overrides.
+
+A preset is named ``GAME-METHOD[-SCALE]`` (e.g. ``ipd-adalign``, ``ipd-adalign-tiny``) and is the
+deep merge of three shipped fragments: ``presets/games/GAME.yaml`` (the game and its paper
+hyperparameters), ``presets/methods/METHOD.yaml`` (credit, opponent pool; may hold per-game
+entries under ``for_games``) and ``presets/scales/SCALE.yaml`` (model and batch sizes; ``gpu``,
+the paper's Qwen2.5-7B setting, when no scale is named). Unknown keys anywhere are errors that
+name the key.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from detente.games import GAMES, GameConfig, game_type
+from detente.learn.credit import CreditMethod
+from detente.protocol.base import Style
+from detente.rollout.runner import InvalidReplyConfig
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraConfig(_Strict):
+    r: int = Field(32, ge=1, description="LoRA rank (paper: 32).")
+    alpha: float = Field(64.0, gt=0, description="LoRA alpha (paper: 64).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: str | list[str] = Field("all-linear", description="Adapted layers.")
+
+
+class ModelSection(_Strict):
+    name: str = Field("tiny", description="tiny | smollm2-135m | a local Hugging Face path.")
+    lora: LoraConfig = LoraConfig()
+    autocast_bf16: bool = Field(False, description="bf16 autocast for the training forward.")
+
+
+class SamplingSection(_Strict):
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (paper: 1.0).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    max_message_tokens: int = Field(96, ge=1, description="Token budget of a chat message.")
+    max_move_tokens: int = Field(16, ge=1, description="Token budget of a move/proposal.")
+
+
+class GameSection(_Strict):
+    name: str = Field("ipd", description="ipd | trust-split | split | dond.")
+    style: Style = Field(Style.FULL, description="Prompt style: full (LLMs) or compact (tiny).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The game's own options (rounds, payoffs, ...)."
+    )
+
+    @model_validator(mode="after")
+    def _known_game_and_options(self) -> GameSection:
+        if self.name not in GAMES:
+            raise ValueError(f"unknown game {self.name!r}; known: {', '.join(sorted(GAMES))}")
+        try:
+            game_type(self.name).config_type(**self.options)
+        except ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"options.{key}: {first['msg']}") from None
+        return self
+
+    def game_config(self) -> GameConfig:
+        return game_type(self.name).config_type(**self.options)
+
+
+class TrainSection(_Strict):
+    method: CreditMethod = Field(CreditMethod.ADALIGN, description="naive | sum | adalign.")
+    iterations: int = Field(100, ge=1, description="Optimizer steps (one per iteration).")
+    games_per_iteration: int = Field(64, ge=1, description="Games played per iteration.")
+    group_size: int = Field(8, ge=1, description="Games sharing an environment seed.")
+    ignore_groups: bool = Field(False, description="Ablation: leave-one-out over the batch.")
+    gamma: float = Field(0.96, ge=0, le=1, description="Discount of reward-to-go.")
+    beta: float = Field(1.0, ge=0, description="Advantage Alignment strength β.")
+    gamma_a: float = Field(0.9, ge=0, le=1, description="Advantage Alignment discount γ_a.")
+    include_current: bool = Field(False, description="Just-in-time variant (k ≤ t in W_t).")
+    reward_scale: float | None = Field(
+        None, gt=0, description="Divide rewards by this; None = the game's own scale."
+    )
+    lr: float = Field(3e-6, gt=0, description="Adam learning rate (paper: 3e-6).")
+    kl_coef: float = Field(0.0, ge=0, description="κ: weight of KL_k3(π_θ ‖ π_base).")
+    entropy_coef: float = Field(0.0, ge=0, description="η: entropy bonus.")
+    ratio_cap: float = Field(2.0, gt=0, description="Cap of the truncated importance ratio.")
+    grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
+    minibatch_sequences: int = Field(16, ge=1, description="Sequences per accumulation step.")
+
+    @model_validator(mode="after")
+    def _groups_divide_batch(self) -> TrainSection:
+        if self.games_per_iteration % self.group_size:
+            raise ValueError(
+                f"games_per_iteration={self.games_per_iteration} is not a multiple of "
+                f"group_size={self.group_size}"
+            )
+        return self
+
+
+class PoolSection(_Strict):
+    enabled: bool = Field(False, description="Opponent pool of past checkpoints.")
+    every: int = Field(10, ge=1, description="Checkpoint into the pool every N iterations.")
+    p_past: float = Field(0.5, ge=0, le=1, description="P(opponent seat is a past checkpoint).")
+
+
+class EvalSection(_Strict):
+    every: int = Field(0, ge=0, description="Face-off against the bots every N iterations (0: end only).")
+    bots: list[str] = Field(default_factory=list, description="Bots to evaluate against.")
+    games: int = Field(32, ge=1, description="Games per seat order in evaluations.")
+
+
+class RunConfig(_Strict):
+    seed: int = Field(0, description="Seeds every random draw of the run.")
+    game: GameSection = GameSection()
+    model: ModelSection = ModelSection()
+    sampling: SamplingSection = SamplingSection()
+    train: TrainSection = TrainSection()
+    pool: PoolSection = PoolSection()
+    invalid: InvalidReplyConfig = InvalidReplyConfig()
+    eval: EvalSection = EvalSection()
+    checkpoint_every: int = Field(1, ge=1, description="Checkpoint the run every N iterations.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
+
+
+# ---- presets and overrides -----------------------------------------------------------------------
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``, recursively for nested mappings (inputs are not modified)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _fragment(kind: str, name: str) -> dict[str, Any]:
+    path = resources.files("detente") / "presets" / kind / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no {kind[:-1]} fragment {name!r} (looked for presets/{kind}/{name}.yaml)")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _names(kind: str) -> list[str]:
+    folder = resources.files("detente") / "presets" / kind
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_names() -> list[str]:
+    """Every ``GAME-METHOD[-SCALE]`` combination the shipped fragments make."""
+    out = []
+    for game in _names("games"):
+        for method in _names("methods"):
+            out.append(f"{game}-{method}")
+            out.extend(f"{game}-{method}-{s}" for s in _names("scales") if s != "gpu")
+    return out
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The raw (unvalidated) mapping of a preset."""
+    games, methods, scales = _names("games"), _names("methods"), _names("scales")
+    for game in sorted(games, key=len, reverse=True):
+        if not name.startswith(game + "-"):
+            continue
+        method, _, scale = name[len(game) + 1 :].partition("-")
+        if method in methods and (scale in scales or not scale):
+            merged = deep_merge(_fragment("games", game), _fragment("scales", scale or "gpu"))
+            method_data = _fragment("methods", method)
+            per_game = method_data.pop("for_games", {})
+            merged = deep_merge(merged, method_data)
+            return deep_merge(merged, per_game.get(game, {}))
+    raise ConfigError(f"unknown preset {name!r}; e.g. {', '.join(preset_names()[:6])}, ...")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` → (["a","b","c"], YAML-parsed value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    return key.split("."), yaml.safe_load(value) if value else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def validate(data: dict[str, Any]) -> RunConfig:
+    """A ``RunConfig``; errors name the offending key (``train.lrr: extra inputs ...``)."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"invalid config: {problems}") from None
+
+
+def load_config(source: str, overrides: list[str] | None = None) -> RunConfig:
+    """From a preset name or a YAML file path, then overrides."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"config file {source} not found")
+        data = yaml.safe_load(path.read_text()) or {}
+    else:
+        data = preset(source)
+    return validate(apply_overrides(data, overrides or []))
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

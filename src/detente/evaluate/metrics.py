@@ -1,0 +1,59 @@
+"""Behaviour measures per game, computed from records for chosen seats.
+
+Each measure averages over the given (game, player) seats' decisions; a measure with no
+decision to average over is NaN (e.g. P(C | other defected) against a pure cooperator).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from detente.rollout.records import GameRecord
+
+Seats = Sequence[tuple[GameRecord, int]]
+Measure = Callable[[Seats], dict[str, float]]
+_MEASURES: dict[str, Measure] = {}
+
+
+def register_measures(game: str) -> Callable[[Measure], Measure]:
+    def wrap(fn: Measure) -> Measure:
+        _MEASURES[game] = fn
+        return fn
+
+    return wrap
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def game_measures(game: str, seats: Seats) -> dict[str, float]:
+    """The game's behaviour measures over ``seats`` (empty when the game defines none)."""
+    fn = _MEASURES.get(game)
+    return fn(seats) if fn else {}
+
+
+def reward_measures(seats: Seats) -> dict[str, float]:
+    """Mean reward per round of the seats, and collective (both players) reward per round."""
+    own = [r / rec.num_rounds for rec, p in seats for r in [sum(rec.seat_rewards(p))]]
+    collective = [sum(a + b for a, b in rec.rewards) / rec.num_rounds for rec, _ in seats]
+    return {"reward": _mean(own), "collective_reward": _mean(collective)}
+
+
+@register_measures("ipd")
+def ipd_measures(seats: Seats) -> dict[str, float]:
+    """Cooperation rate, P(C | other's previous move C), P(C | other's previous move D)."""
+    moves, after_c, after_d = [], [], []
+    for record, p in seats:
+        history = [info["moves"] for info in record.infos]
+        for t, pair in enumerate(history):
+            cooperated = pair[p] == "C"
+            moves.append(cooperated)
+            if t > 0:
+                (after_c if history[t - 1][1 - p] == "C" else after_d).append(cooperated)
+    return {
+        "coop_rate": _mean(moves),
+        "p_coop_after_c": _mean(after_c),
+        "p_coop_after_d": _mean(after_d),
+    }

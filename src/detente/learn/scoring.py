@@ -1,0 +1,76 @@
+"""Teacher-forced scoring of action tokens, computing logits only where they are needed.
+
+The decoder body runs over the whole padded sequences; the output head runs only on the hidden
+states that predict action tokens (position k−1 predicts token k), so the vocabulary-sized logits
+exist for N action tokens instead of B×L positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from detente.learn.batch import TokenSequence
+from detente.learn.loss import token_logprobs_and_entropy
+
+
+@dataclass
+class PaddedBatch:
+    """Right-padded tensors of a mini-batch of sequences; targets flattened over action tokens."""
+
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    predicts_action: torch.Tensor  # [B, L-1] bool: position k predicts action token k+1
+    credit: torch.Tensor  # [N] credit of each action token (in order of predicts_action)
+    sampler_logp: torch.Tensor  # [N]
+
+    @property
+    def action_tokens(self) -> int:
+        return int(self.predicts_action.sum())
+
+
+def pad_batch(sequences: Sequence[TokenSequence], pad_id: int, device: torch.device) -> PaddedBatch:
+    length = max(len(s.tokens) for s in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), length), dtype=torch.long)
+    action = torch.zeros((len(sequences), length), dtype=torch.bool)
+    credit, sampler = [], []
+    for row, seq in enumerate(sequences):
+        n = len(seq.tokens)
+        ids[row, :n] = torch.tensor(seq.tokens)
+        attention[row, :n] = 1
+        action[row, :n] = torch.tensor(seq.action, dtype=torch.bool)
+        credit += [c for c, a in zip(seq.credit, seq.action, strict=True) if a]
+        sampler += [lp for lp, a in zip(seq.sampler_logp, seq.action, strict=True) if a]
+    if action[:, 0].any():
+        raise ValueError("a sequence starts with an action token: nothing predicts it")
+    return PaddedBatch(
+        ids.to(device),
+        attention.to(device),
+        action[:, 1:].to(device),
+        torch.tensor(credit, dtype=torch.float32, device=device),
+        torch.tensor(sampler, dtype=torch.float32, device=device),
+    )
+
+
+def action_logprobs(
+    model: torch.nn.Module, batch: PaddedBatch, autocast_bf16: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π(action token) and the policy entropy at each action position, both [N].
+
+    ``model`` is a Hugging Face causal LM (peft-wrapped or not): its decoder body and output
+    embeddings are used directly, so only the N action positions go through the output head.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    device_type = batch.input_ids.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast_bf16):
+        hidden = base.get_decoder()(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask
+        ).last_hidden_state
+        selected = hidden[:, :-1][batch.predicts_action]  # [N, H]
+        logits = base.get_output_embeddings()(selected)
+    targets = batch.input_ids[:, 1:][batch.predicts_action]
+    logp, entropy = token_logprobs_and_entropy(logits.float()[None], targets[None])
+    return logp[0], entropy[0]

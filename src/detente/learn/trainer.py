@@ -1,0 +1,287 @@
+"""The training loop: play a batch of games, credit every learner seat, one optimizer step.
+
+One iteration (SPEC §2):
+1. games in seed groups; seats: self-play (both seats learn the live adapter), or with the
+   opponent pool one learner seat per group and an opponent that is a past checkpoint with
+   probability ``p_past``, else the live policy (not learning);
+2. per-round credits of learner seats (returns → leave-one-out baseline → credit method);
+3. token-level loss over the learner seats' sampled tokens, accumulated over mini-batches and
+   normalised by the iteration's action-token count, gradient clipping, one Adam step;
+4. metrics line, transcripts, checkpoint (atomic), pool snapshot every ``pool.every`` iterations.
+
+Every random draw derives from (run seed, iteration, purpose), so a resumed run replays exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from detente.config import RunConfig, dump_config
+from detente.evaluate.metrics import game_measures, reward_measures
+from detente.games import make_game
+from detente.learn.batch import CreditSettings, TokenSequence, seat_credits, token_sequences
+from detente.learn.checkpoint import (
+    TrainState,
+    atomic_write_text,
+    latest_checkpoint,
+    load_state,
+    restore_rng_states,
+    save_checkpoint,
+)
+from detente.learn.loss import token_loss
+from detente.learn.scoring import action_logprobs, pad_batch
+from detente.lm.engine import Engine
+from detente.lm.models import load_engine
+from detente.policies.lm import LMBatcher, LMPolicy
+from detente.protocol import make_protocol
+from detente.rollout.records import GameRecord, write_records
+from detente.rollout.runner import Match, derive_seed, invalid_rate, play
+
+LIVE = "live"
+_ROLLOUT, _SEATS = 1, 2  # purposes of derived seeds
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked (exists, or has nothing to resume)."""
+
+
+@dataclass
+class UpdateStats:
+    loss: float
+    pg: float
+    kl: float
+    entropy: float
+    mean_ratio: float
+    clip_fraction: float
+    grad_norm: float
+    action_tokens: int
+
+
+class Trainer:
+    """Owns the engine, the live adapter, the optimizer and the run directory."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.engine = engine or load_engine(config.model.name, device=_device(config.device))
+        self.protocol = make_protocol(config.game.name, config.game.style)
+        self.game_config = config.game.game_config()
+        lora = config.model.lora
+        if LIVE not in self.engine.adapter_names():
+            self.engine.add_adapter(
+                LIVE, r=lora.r, alpha=lora.alpha, dropout=lora.dropout,
+                target_modules=lora.target_modules, init_seed=config.seed,
+            )
+        self.params = list(self.engine.parameters_of(LIVE))
+        self.optimizer = torch.optim.Adam(self.params, lr=config.train.lr)
+        sampling = config.sampling
+        self.batcher = LMBatcher(
+            self.engine, sampling.temperature, sampling.top_p,
+            sampling.max_message_tokens, sampling.max_move_tokens,
+        )
+        self.live = LMPolicy(self.batcher, LIVE, "live")
+        self.state = TrainState(iteration=0)
+        train = config.train
+        self.credit_settings = CreditSettings(
+            train.method, train.gamma, train.beta, train.gamma_a, train.include_current,
+            train.ignore_groups, train.reward_scale or make_game(config.game.name, self.game_config, 0).reward_scale,
+        )
+
+    # ---- run directory -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> Trainer:
+        """A new run; an existing non-empty directory is never overwritten."""
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunDirError(f"{run_dir} exists and is not empty; use `detente resume {run_dir}`")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        return cls(config, run_dir, engine)
+
+    @classmethod
+    def resume(cls, run_dir: Path, engine: Engine | None = None) -> Trainer:
+        """Continue a run exactly where its last complete checkpoint stopped."""
+        from detente.config import load_config
+
+        if not (run_dir / "config.yaml").is_file():
+            raise RunDirError(f"{run_dir} holds no run (no config.yaml)")
+        trainer = cls(load_config(str(run_dir / "config.yaml")), run_dir, engine)
+        folder = latest_checkpoint(run_dir)
+        if folder is not None:
+            trainer.state = load_state(folder)
+            trainer.engine.load_adapter(LIVE, folder / "adapter", replace=True)
+            trainer.params = list(trainer.engine.parameters_of(LIVE))
+            trainer.optimizer = torch.optim.Adam(trainer.params, lr=trainer.config.train.lr)
+            trainer.optimizer.load_state_dict(torch.load(folder / "optimizer.pt"))
+            restore_rng_states(torch.load(folder / "rng.pt", weights_only=False))
+            for name in trainer.state.pool:
+                if name not in trainer.engine.adapter_names():
+                    trainer.engine.load_adapter(name, run_dir / "pool" / name)
+        trainer._truncate_metrics()
+        return trainer
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines of iterations after the checkpoint (they will be replayed)."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = [
+            line
+            for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["iteration"] < self.state.iteration
+        ]
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    # ---- one iteration -------------------------------------------------------------------------
+    def matches(self, iteration: int) -> list[Match]:
+        """This iteration's games: seed groups, seats, learners (deterministic in the seed)."""
+        train, pool = self.config.train, self.config.pool
+        rng = np.random.default_rng([self.config.seed, iteration, _SEATS])
+        out = []
+        groups = train.games_per_iteration // train.group_size
+        for group in range(groups):
+            env_seed = derive_seed(self.config.seed, iteration, group)
+            if pool.enabled:
+                learner = group % 2
+                opponent = self.live
+                if self.state.pool and rng.random() < pool.p_past:
+                    past = self.state.pool[int(rng.integers(len(self.state.pool)))]
+                    opponent = self._pool_policy(past)
+                learners = (learner == 0, learner == 1)
+            for k in range(train.group_size):
+                game = make_game(self.config.game.name, self.game_config, env_seed)
+                if pool.enabled:
+                    seats = (self.live, opponent) if learner == 0 else (opponent, self.live)
+                else:
+                    seats, learners = (self.live, self.live), (True, True)
+                out.append(Match(game, seats, f"it{iteration}-g{group}-{k}", group, learners))
+        return out
+
+    def _pool_policy(self, name: str) -> LMPolicy:
+        return LMPolicy(self.batcher, name, name)
+
+    def rollout(self, iteration: int) -> list[GameRecord]:
+        seed = derive_seed(self.config.seed, iteration, _ROLLOUT)
+        with torch.no_grad():
+            return play(self.matches(iteration), self.protocol, self.config.invalid, seed)
+
+    def update(self, records: list[GameRecord]) -> UpdateStats:
+        """Credits → token loss → accumulated gradient → one clipped Adam step."""
+        train = self.config.train
+        sequences = token_sequences(records, seat_credits(records, self.credit_settings))
+        total_tokens = sum(s.action_tokens for s in sequences)
+        if total_tokens == 0:
+            raise RuntimeError("no action tokens to learn from")
+        self.engine.model.train()
+        self.engine.model.set_adapter(LIVE)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = dict.fromkeys(("loss", "pg", "kl", "entropy", "mean_ratio", "clip_fraction"), 0.0)
+        for chunk in _chunks(sequences, train.minibatch_sequences):
+            sums_chunk = self._accumulate(chunk, total_tokens)
+            for key, value in sums_chunk.items():
+                sums[key] += value
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip))
+        self.optimizer.step()
+        self.engine.model.eval()
+        return UpdateStats(**sums, grad_norm=grad_norm, action_tokens=total_tokens)
+
+    def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
+        train = self.config.train
+        batch = pad_batch(chunk, self.engine.pad_id, self.engine.device)
+        logp, entropy = action_logprobs(self.engine.model, batch, self.config.model.autocast_bf16)
+        if train.kl_coef > 0:
+            with torch.no_grad(), self.engine.model.disable_adapter():
+                base_logp, _ = action_logprobs(self.engine.model, batch, self.config.model.autocast_bf16)
+        else:
+            base_logp = logp.detach()
+        ones = torch.ones_like(logp)
+        terms = token_loss(
+            logp[None], batch.sampler_logp[None], base_logp[None], batch.credit[None], ones[None],
+            train.kl_coef, entropy[None], train.entropy_coef, train.ratio_cap, total_tokens,
+        )
+        terms.total.backward()
+        return {
+            "loss": float(terms.total.detach()), "pg": terms.pg, "kl": terms.kl,
+            "entropy": terms.entropy, "mean_ratio": terms.mean_ratio,
+            "clip_fraction": terms.clip_fraction,
+        }
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def run(self, progress: bool = True) -> None:
+        config = self.config
+        start = self.state.iteration
+        bar = tqdm(
+            total=config.train.iterations, initial=start, desc=f"train {config.game.name} "
+            f"{config.train.method}", unit="it", disable=not progress,
+        )
+        with bar:
+            for iteration in range(start, config.train.iterations):
+                metrics = self.iteration(iteration)
+                bar.update(1)
+                bar.set_postfix(_postfix(metrics))
+
+    def iteration(self, iteration: int) -> dict[str, Any]:
+        """Play, learn, record, checkpoint one iteration; returns its metrics line."""
+        t0 = time.perf_counter()
+        records = self.rollout(iteration)
+        t1 = time.perf_counter()
+        stats = self.update(records)
+        t2 = time.perf_counter()
+        metrics = self._metrics(iteration, records, stats, rollout_s=t1 - t0, update_s=t2 - t1)
+        write_records(self.run_dir / "transcripts" / f"iter-{iteration:06d}.jsonl.gz", records)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        self.state.iteration = iteration + 1
+        pool = self.config.pool
+        if pool.enabled and self.state.iteration % pool.every == 0:
+            name = f"pool-{self.state.iteration:06d}"
+            self.engine.copy_adapter(LIVE, name)
+            self.engine.save_adapter(name, self.run_dir / "pool" / name)
+            self.state.pool.append(name)
+        done = self.state.iteration == self.config.train.iterations
+        if done or self.state.iteration % self.config.checkpoint_every == 0:
+            save_checkpoint(
+                self.run_dir, self.state, lambda path: self.engine.save_adapter(LIVE, path),
+                self.optimizer,
+            )
+        return metrics
+
+    def _metrics(
+        self, iteration: int, records: list[GameRecord], stats: UpdateStats, **seconds: float
+    ) -> dict[str, Any]:
+        learner_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].learner]
+        live_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].agent == LIVE]
+        generated = sum(len(t.token_ids) for r in records for s in r.seats for t in s.turns)
+        line: dict[str, Any] = {"iteration": iteration}
+        line.update(reward_measures(learner_seats))
+        line.update(game_measures(self.config.game.name, live_seats))
+        line["invalid_rate"] = invalid_rate(records)
+        line.update({k: v for k, v in stats.__dict__.items()})
+        line.update(seconds)
+        line["tokens_per_s"] = generated / seconds["rollout_s"] if seconds["rollout_s"] else 0.0
+        line["pool_size"] = len(self.state.pool)
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in line.items()}
+
+
+def _chunks(items: list[TokenSequence], size: int) -> list[list[TokenSequence]]:
+    ordered = sorted(items, key=lambda s: len(s.tokens))  # similar lengths pad less
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _postfix(metrics: dict[str, Any]) -> dict[str, str]:
+    keys = ("reward", "coop_rate", "invalid_rate", "loss")
+    return {k: f"{metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), float)}
+
+
+def _device(setting: str) -> str:
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting
