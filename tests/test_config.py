@@ -1,0 +1,62 @@
+"""Config: presets compose, overrides apply, every mistake names its key."""
+
+from __future__ import annotations
+
+import pytest
+
+from detente.config import ConfigError, dump_config, load_config, preset, preset_names, validate
+
+
+def test_every_preset_validates():
+    names = preset_names()
+    assert {"ipd-adalign", "ipd-adalign-tiny", "trust-split-naive-smollm2", "split-sum"} <= set(names)
+    for name in names:
+        load_config(name)
+
+
+def test_paper_values_in_gpu_presets():
+    ipd = load_config("ipd-adalign")
+    assert ipd.model.name == "Qwen/Qwen2.5-7B-Instruct"
+    assert (ipd.train.games_per_iteration, ipd.train.group_size, ipd.train.gamma) == (128, 1, 0.9)
+    assert (ipd.train.beta, ipd.train.gamma_a, ipd.train.entropy_coef) == (0.5, 0.9, 0.01)
+    assert ipd.pool.enabled and ipd.pool.every == 10
+    ts = load_config("trust-split-adalign")
+    assert (ts.train.beta, ts.train.gamma_a, ts.train.gamma, ts.train.kl_coef) == (2.0, 0.96, 0.96, 0.001)
+    assert ts.train.entropy_coef == 0.0 and ts.train.group_size == 8
+    naive = load_config("split-naive")
+    assert naive.train.method == "naive" and not naive.pool.enabled
+    assert (naive.train.lr, naive.model.lora.r, naive.model.lora.alpha) == (3e-6, 32, 64)
+
+
+def test_overrides_and_round_trip(tmp_path):
+    config = load_config("ipd-naive-tiny", ["train.lr=0.01", "game.options.rounds=5", "seed=3"])
+    assert (config.train.lr, config.game.options["rounds"], config.seed) == (0.01, 5, 3)
+    path = tmp_path / "run.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(str(path)) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        (["train.lrr=1"], "train.lrr"),
+        (["train.method=selfish"], "train.method"),
+        (["game.options.rouns=3"], "options.rouns"),
+        (["game.name=chess"], "chess"),
+        (["pool.p_past=2"], "pool.p_past"),
+        (["train.games_per_iteration=10", "train.group_size=3"], "group_size"),
+        (["nonsense"], "key.sub=value"),
+    ],
+)
+def test_errors_name_the_key(overrides, names):
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        load_config("trust-split-naive-tiny", overrides)
+
+
+def test_unknown_preset_and_missing_file():
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("ipd-selfish")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("nope.yaml")
+    with pytest.raises(ConfigError, match="bogus: Extra inputs"):
+        validate({"bogus": 1})
