@@ -64,14 +64,14 @@ def test_advantage_alignment_matches_double_loop(
 
 
 def test_alignment_weights_first_round_and_leading_gamma() -> None:
-    own = np.array([[2.0, -1.0, 4.0]])
+    own = np.array([[2.0, 1.0, 4.0]])
     gamma = 0.5
     w = alignment_weights(own, gamma)
     assert w[0, 0] == 0.0  # W_0 = 0
     # W_1 = γ·γ·A_0, W_2 = γ(γ² A_0 + γ A_1): the explicit leading γ_a of the authors' code
-    np.testing.assert_allclose(w, [[0.0, 0.5, 0.25]])
+    np.testing.assert_allclose(w, [[0.0, 0.5, 0.5]])
     w_jit = alignment_weights(own, gamma, include_current=True)
-    np.testing.assert_allclose(w_jit, [[1.0, 0.0, 2.0]])  # γ Σ_{k≤t} γ^{t−k} A_k
+    np.testing.assert_allclose(w_jit, [[1.0, 1.0, 2.5]])  # γ Σ_{k≤t} γ^{t−k} A_k
     credits = advantage_alignment(own, np.ones_like(own), 1.0, gamma)
     assert credits[0, 0] == own[0, 0]  # no alignment term in the first round
 
@@ -93,8 +93,9 @@ def test_mask_zeroes_absent_rounds(include_current: bool) -> None:
         got = compute_credit(method, own_padded, other_padded, 0.7, 0.9, include_current, mask)
         assert np.all(got[~mask] == 0.0)
         for j, n in enumerate(lengths):  # each game equals the same game without padding
-            alone = compute_credit(method, own[j : j + 1, :n], other[j : j + 1, :n], 0.7, 0.9,
-                                   include_current)
+            alone = compute_credit(
+                method, own[j : j + 1, :n], other[j : j + 1, :n], 0.7, 0.9, include_current
+            )
             np.testing.assert_allclose(got[j, :n], alone[0], atol=1e-12)
 
 

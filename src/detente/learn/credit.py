@@ -34,8 +34,8 @@ class CreditMethod(StrEnum):
 
 def _prepare(
     own: npt.ArrayLike, other: npt.ArrayLike, mask: npt.ArrayLike | None
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Float64 copies of own/other with absent rounds zeroed, and the float mask."""
+) -> tuple[FloatArray, FloatArray]:
+    """Float64 copies of own/other with absent rounds (mask 0) zeroed; checks shapes."""
     a_own = np.asarray(own, dtype=np.float64)
     a_other = np.asarray(other, dtype=np.float64)
     if a_own.ndim != 2 or a_own.shape != a_other.shape:
@@ -43,14 +43,14 @@ def _prepare(
     m = np.ones_like(a_own) if mask is None else np.asarray(mask, dtype=np.float64)
     if m.shape != a_own.shape:
         raise ValueError(f"mask shape {m.shape} != advantages shape {a_own.shape}")
-    return np.where(m > 0, a_own, 0.0), np.where(m > 0, a_other, 0.0), m
+    return np.where(m > 0, a_own, 0.0), np.where(m > 0, a_other, 0.0)
 
 
 def naive(
     own: npt.ArrayLike, other: npt.ArrayLike, mask: npt.ArrayLike | None = None
 ) -> FloatArray:
     """C_t = A^i_t (``other`` is accepted for a uniform signature and ignored)."""
-    a_own, _, _ = _prepare(own, other, mask)
+    a_own, _ = _prepare(own, other, mask)
     return a_own
 
 
@@ -58,7 +58,7 @@ def sum_of_rewards(
     own: npt.ArrayLike, other: npt.ArrayLike, mask: npt.ArrayLike | None = None
 ) -> FloatArray:
     """C_t = A^i_t + A^{−i}_t (prosocial reference)."""
-    a_own, a_other, _ = _prepare(own, other, mask)
+    a_own, a_other = _prepare(own, other, mask)
     return a_own + a_other
 
 
@@ -71,9 +71,10 @@ def alignment_weights(
     """W_t = γ · Σ_{k<t} γ^{t−k} A_k  (k ≤ t if ``include_current``), linear time.
 
     Recurrence on S_t = Σ_{k<t} γ^{t−k} A_k:  S_0 = 0,  S_{t+1} = γ (S_t + A_t);
-    then W_t = γ S_t, or γ (S_t + A_t) for the just-in-time variant.
+    then W_t = γ S_t, or γ (S_t + A_t) for the just-in-time variant. Rounds with mask 0
+    contribute A = 0.
     """
-    a_own, _, _ = _prepare(own, own, mask)
+    a_own, _ = _prepare(own, own, mask)
     weights = np.empty_like(a_own)
     s = np.zeros(a_own.shape[0], dtype=np.float64)
     for t in range(a_own.shape[1]):
@@ -91,9 +92,8 @@ def advantage_alignment(
     mask: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """C_t = A^i_t + β · A^{−i}_t · W_t with W_t from ``alignment_weights`` (γ = γ_a)."""
-    a_own, a_other, m = _prepare(own, other, mask)
-    weights = alignment_weights(a_own, gamma, include_current)
-    return np.where(m > 0, a_own + beta * a_other * weights, 0.0)
+    a_own, a_other = _prepare(own, other, mask)  # absent rounds are 0 in both, hence in C
+    return a_own + beta * a_other * alignment_weights(a_own, gamma, include_current)
 
 
 def compute_credit(

@@ -1,0 +1,261 @@
+"""The token-level loss: values against a loop, gradients against finite differences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detente.learn.loss import token_logprobs_and_entropy, token_loss
+
+DT = torch.float64
+
+
+def brute_loss(
+    logp: np.ndarray,
+    rho: np.ndarray,
+    base_logp: np.ndarray,
+    credits: np.ndarray,
+    mask: np.ndarray,
+    kl_coef: float,
+    entropy: np.ndarray,
+    entropy_coef: float,
+    n: float,
+) -> dict[str, float]:
+    """L = −(1/N) Σ m C ρ̄ log π + κ (1/N) Σ m k3 − η (1/N) Σ m H, token by token."""
+    pg = kl = ent = 0.0
+    for idx in np.ndindex(logp.shape):
+        if mask[idx]:
+            d = base_logp[idx] - logp[idx]
+            pg -= credits[idx] * rho[idx] * logp[idx] / n
+            kl += (math.exp(d) - 1.0 - d) / n
+            ent += entropy[idx] / n
+    return {"pg": pg, "kl": kl, "entropy": ent, "total": pg + kl_coef * kl - entropy_coef * ent}
+
+
+def toy_batch(seed: int, batch: int = 3, length: int = 5, vocab: int = 4, features: int = 3):
+    """A linear softmax policy logits = x @ W in float64 and the fixed inputs of the loss."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, length, features, generator=g, dtype=DT)
+    weights = torch.randn(features, vocab, generator=g, dtype=DT)
+    base_weights = weights + 0.3 * torch.randn(features, vocab, generator=g, dtype=DT)
+    targets = torch.randint(0, vocab, (batch, length), generator=g)
+    credits = torch.randn(batch, length, generator=g, dtype=DT)
+    mask = torch.rand(batch, length, generator=g) < 0.7
+    mask[0, 0] = True
+    base_logp, _ = token_logprobs_and_entropy(x @ base_weights, targets)
+    return x, weights, targets, credits, mask, base_logp
+
+
+def evaluate(x, weights, targets, sampler_logp, base_logp, credits, mask, **kw):
+    logp, entropy = token_logprobs_and_entropy(x @ weights, targets)
+    return token_loss(logp, sampler_logp, base_logp, credits, mask, entropy=entropy, **kw)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    kl_coef=st.floats(0.0, 1.0),
+    entropy_coef=st.floats(0.0, 1.0),
+    cap=st.floats(0.5, 3.0),
+)
+def test_values_match_loop(seed: int, kl_coef: float, entropy_coef: float, cap: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    shape = (
+        int(torch.randint(1, 4, (1,), generator=g)),
+        int(torch.randint(1, 7, (1,), generator=g)),
+    )
+    logp = -torch.rand(shape, generator=g, dtype=DT) * 3
+    sampler = logp + torch.randn(shape, generator=g, dtype=DT)
+    base = logp + 0.5 * torch.randn(shape, generator=g, dtype=DT)
+    credits = torch.randn(shape, generator=g, dtype=DT)
+    entropy = torch.rand(shape, generator=g, dtype=DT)
+    mask = torch.rand(shape, generator=g) < 0.6
+    terms = token_loss(logp, sampler, base, credits, mask, kl_coef, entropy, entropy_coef, cap)
+
+    ratio = np.exp(logp.numpy() - sampler.numpy())
+    m = mask.numpy()
+    n = max(m.sum(), 1)
+    expected = brute_loss(
+        logp.numpy(),
+        np.minimum(ratio, cap),
+        base.numpy(),
+        credits.numpy(),
+        m,
+        kl_coef,
+        entropy.numpy(),
+        entropy_coef,
+        n,
+    )
+    assert terms.total.item() == pytest.approx(expected["total"], rel=1e-10, abs=1e-12)
+    for key in ("pg", "kl", "entropy"):
+        assert getattr(terms, key) == pytest.approx(expected[key], rel=1e-10, abs=1e-12)
+    assert terms.mean_ratio == pytest.approx(ratio[m].sum() / n, rel=1e-10, abs=1e-12)
+    assert terms.clip_fraction == pytest.approx((ratio[m] > cap).sum() / n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_matches_finite_differences_with_capped_ratio(seed: int) -> None:
+    """All ratios far above the cap: ρ̄ = cap is constant near W, so FD of token_loss is exact."""
+    x, weights, targets, credits, mask, base_logp = toy_batch(seed)
+    with torch.no_grad():
+        logp0, _ = token_logprobs_and_entropy(x @ weights, targets)
+    sampler = logp0 - 3.0  # ratio e^3 ≈ 20 > cap 2 under small perturbations
+    kw = {"kl_coef": 0.3, "entropy_coef": 0.2, "ratio_cap": 2.0}
+
+    w = weights.clone().requires_grad_(True)
+    terms = evaluate(x, w, targets, sampler, base_logp, credits, mask, **kw)
+    assert terms.clip_fraction == pytest.approx(1.0)
+    (grad,) = torch.autograd.grad(terms.total, w)
+
+    h = 1e-6
+    fd = torch.zeros_like(weights)
+    for idx in np.ndindex(tuple(weights.shape)):
+        plus, minus = weights.clone(), weights.clone()
+        plus[idx] += h
+        minus[idx] -= h
+        f_plus = evaluate(x, plus, targets, sampler, base_logp, credits, mask, **kw).total
+        f_minus = evaluate(x, minus, targets, sampler, base_logp, credits, mask, **kw).total
+        fd[idx] = (f_plus - f_minus) / (2 * h)
+    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_gradient_treats_ratio_as_constant(seed: int) -> None:
+    """Mixed capped/uncapped ratios: autograd equals FD of the SPEC formula with ρ̄ frozen."""
+    x, weights, targets, credits, mask, base_logp = toy_batch(seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        logp0, _ = token_logprobs_and_entropy(x @ weights, targets)
+    sampler = logp0 + 1.5 * torch.randn(logp0.shape, generator=g, dtype=DT)
+    rho = torch.exp(logp0 - sampler).clamp(max=2.0)
+    assert 0 < ((rho == 2.0) & mask).sum() < mask.sum()
+
+    w = weights.clone().requires_grad_(True)
+    total = evaluate(
+        x, w, targets, sampler, base_logp, credits, mask, kl_coef=0.5, entropy_coef=0.1
+    ).total
+    (grad,) = torch.autograd.grad(total, w)
+
+    def frozen(wt: torch.Tensor) -> float:
+        logp, entropy = token_logprobs_and_entropy(x @ wt, targets)
+        n = float(mask.sum())
+        args = [t.numpy() for t in (logp, rho, base_logp, credits, mask)]
+        return brute_loss(*args, 0.5, entropy.numpy(), 0.1, n)["total"]
+
+    h = 1e-6
+    fd = torch.zeros_like(weights)
+    for idx in np.ndindex(tuple(weights.shape)):
+        plus, minus = weights.clone(), weights.clone()
+        plus[idx] += h
+        minus[idx] -= h
+        fd[idx] = (frozen(plus) - frozen(minus)) / (2 * h)
+    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_ratio_cap_scales_per_token_gradient() -> None:
+    logp = torch.tensor([[-1.0, -1.0, -1.0]], dtype=DT, requires_grad=True)
+    sampler = torch.tensor([[-1.0 - math.log(5.0), -1.0 + math.log(2.0), -1.0]], dtype=DT)
+    credits = torch.tensor([[1.0, 1.0, 1.0]], dtype=DT)
+    ones, zeros = torch.ones_like(credits), torch.zeros_like(credits)
+    terms = token_loss(logp, sampler, logp.detach(), credits, ones, 0.0, zeros, 0.0, ratio_cap=2.0)
+    (grad,) = torch.autograd.grad(terms.total, logp)
+    # ratios 5 (capped to 2), 0.5, 1; the gradient is −C ρ̄ / N with no term from ρ̄ itself
+    torch.testing.assert_close(grad, torch.tensor([[-2.0, -0.5, -1.0]], dtype=DT) / 3)
+    assert terms.clip_fraction == pytest.approx(1 / 3)
+    assert terms.mean_ratio == pytest.approx((5.0 + 0.5 + 1.0) / 3)
+    assert terms.kl == pytest.approx(0.0)
+
+
+def test_normaliser_micro_batches_add_up_to_full_batch() -> None:
+    x, weights, targets, credits, mask, base_logp = toy_batch(7, batch=6)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        logp0, _ = token_logprobs_and_entropy(x @ weights, targets)
+    sampler = logp0 + torch.randn(logp0.shape, generator=g, dtype=DT)
+    kw = {"kl_coef": 0.2, "entropy_coef": 0.05}
+
+    full_w = weights.clone().requires_grad_(True)
+    full = evaluate(x, full_w, targets, sampler, base_logp, credits, mask, **kw)
+    full.total.backward()
+
+    acc_w = weights.clone().requires_grad_(True)
+    n = float(mask.sum())
+    halves = [slice(0, 2), slice(2, 6)]  # unequal token counts: a per-half mean would differ
+    parts = [
+        evaluate(
+            x[s],
+            acc_w,
+            targets[s],
+            sampler[s],
+            base_logp[s],
+            credits[s],
+            mask[s],
+            normaliser=n,
+            **kw,
+        )
+        for s in halves
+    ]
+    for part in parts:
+        part.total.backward()
+    torch.testing.assert_close(acc_w.grad, full_w.grad, rtol=1e-12, atol=1e-12)
+    for key in ("pg", "kl", "entropy", "mean_ratio", "clip_fraction"):
+        assert sum(getattr(p, key) for p in parts) == pytest.approx(getattr(full, key), rel=1e-12)
+
+    unnormalised = [
+        evaluate(x[s], weights, targets[s], sampler[s], base_logp[s], credits[s], mask[s], **kw)
+        for s in halves
+    ]
+    assert sum(p.pg for p in unnormalised) != pytest.approx(full.pg)
+
+
+def test_off_mask_values_are_ignored() -> None:
+    logp = torch.tensor([[-0.5, -0.2, -3.0]], dtype=DT, requires_grad=True)
+    mask = torch.tensor([[1.0, 0.0, 1.0]])
+    junk = torch.tensor([[-0.7, 1e4, -2.0]], dtype=DT)  # exp(1e4) would overflow if not masked
+    base = torch.tensor([[-0.4, 1e4, -2.5]], dtype=DT)
+    credits = torch.tensor([[0.3, float("nan"), -1.0]], dtype=DT)
+    entropy = torch.tensor([[0.9, float("nan"), 0.1]], dtype=DT, requires_grad=True)
+    terms = token_loss(logp, junk, base, credits, mask, 0.1, entropy, 0.01)
+    logp_grad, entropy_grad = torch.autograd.grad(terms.total, [logp, entropy])
+    assert torch.isfinite(terms.total)
+    assert logp_grad[0, 1] == 0.0 and entropy_grad[0, 1] == 0.0
+    assert torch.all(torch.isfinite(logp_grad)) and torch.all(torch.isfinite(entropy_grad))
+
+
+def test_empty_mask_and_bad_arguments() -> None:
+    logp = torch.zeros(2, 3, dtype=DT, requires_grad=True)
+    zeros = torch.zeros(2, 3, dtype=DT)
+    terms = token_loss(logp, zeros, zeros, zeros + 1, zeros, 0.1, zeros, 0.1)
+    assert terms.total.item() == 0.0
+    with pytest.raises(ValueError, match="normaliser"):
+        token_loss(logp, zeros, zeros, zeros, zeros + 1, 0.0, zeros, 0.0, normaliser=0)
+    with pytest.raises(ValueError, match="credits"):
+        token_loss(logp, zeros, zeros, torch.zeros(2, 1), zeros + 1, 0.0, zeros, 0.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2), (2, 5, 7), (3, 4, 50)])
+def test_logprobs_and_entropy_match_loop(shape: tuple[int, int, int]) -> None:
+    g = torch.Generator().manual_seed(sum(shape))
+    logits = 3 * torch.randn(shape, generator=g, dtype=DT)
+    targets = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    logp, entropy = token_logprobs_and_entropy(logits, targets)
+    for b, t in np.ndindex(shape[:-1]):
+        z = logits[b, t].numpy()
+        log_z = math.log(sum(math.exp(v) for v in z))
+        probs = [math.exp(v - log_z) for v in z]
+        assert logp[b, t].item() == pytest.approx(z[targets[b, t]] - log_z, rel=1e-12)
+        expected_h = -sum(p * (v - log_z) for p, v in zip(probs, z, strict=True))
+        assert entropy[b, t].item() == pytest.approx(expected_h, rel=1e-10, abs=1e-12)
+
+
+def test_logprobs_and_entropy_low_precision_and_uniform() -> None:
+    logits = torch.zeros(2, 3, 16, dtype=torch.bfloat16)
+    logp, entropy = token_logprobs_and_entropy(logits, torch.zeros(2, 3, dtype=torch.long))
+    assert logp.dtype == torch.float32 and entropy.dtype == torch.float32
+    torch.testing.assert_close(logp, torch.full((2, 3), -math.log(16)))
+    torch.testing.assert_close(entropy, torch.full((2, 3), math.log(16)))
