@@ -18,7 +18,7 @@ def test_payoff_table(a, b, rewards):
     game = make_game("ipd", None, 0)
     game.act({0: a, 1: b})
     assert game.rewards == [rewards]
-    assert game.infos[0]["moves"] == (a.value, b.value)
+    assert game.infos[0]["moves"] == [a.value, b.value]
 
 
 def test_configurable_payoffs():

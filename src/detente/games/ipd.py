@@ -86,7 +86,7 @@ class IPD(Game[IPDConfig, Move]):
     def _resolve(self, moves: tuple[Move, Move]) -> RoundOutcome:
         a, b = moves
         rewards = (self.payoff(a, b), self.payoff(b, a))
-        info = {"moves": (a.value, b.value), "cooperated": (a is Move.COOPERATE, b is Move.COOPERATE)}
+        info = {"moves": [a.value, b.value], "cooperated": [a is Move.COOPERATE, b is Move.COOPERATE]}
         events = (
             RoundEnd(self.round, a, b, rewards[0], rewards[1]),
             RoundEnd(self.round, b, a, rewards[1], rewards[0]),
