@@ -100,3 +100,17 @@ def test_conversation_grows_and_records_round_trip(tmp_path):
     path = tmp_path / "records.jsonl.gz"
     write_records(path, [record])
     assert [r.to_json() for r in read_records(path)] == [record.to_json()]
+
+
+def test_illegal_move_is_an_invalid_reply_not_a_crash():
+    from detente.games import make_config
+
+    config = make_config("split", {"quantity": 5, "rounds": 1})
+    policy = Scripted(["Proposal: 10 hats, 0 books, 0 balls"])
+    (record,) = play(
+        [Match(make_game("split", config, 0), (policy, make_bot("split", "half")), "g")],
+        make_protocol("split"),
+        InvalidReplyConfig(free_retries=1, constrained_retry=False),
+    )
+    turn = record.seats[0].turns[0]
+    assert turn.invalid and turn.invalid_attempts == 2 and turn.action == [0, 0, 0]

@@ -18,9 +18,17 @@ from detente.games.base import (
     allocate,
     draw_horizon,
 )
+from detente.games.dond import Dond
 from detente.games.ipd import IPD
+from detente.games.split import Split
+from detente.games.trust_split import TrustSplit
 
-GAMES: dict[str, type[Game]] = {IPD.name: IPD}
+GAMES: dict[str, type[Game]] = {
+    IPD.name: IPD,
+    Split.name: Split,
+    Dond.name: Dond,
+    TrustSplit.name: TrustSplit,
+}
 
 
 def game_type(name: str) -> type[Game]:

@@ -185,6 +185,12 @@ class Game(ABC, Generic[ConfigT, MoveT]):
             raise IllegalAction("the game is over")
         return self._phases()[self._phase_index]
 
+    def check_move(self, player: int, move: MoveT) -> None:
+        """Raise ``IllegalAction`` if ``move`` is not legal for ``player`` now."""
+        if self.phase.kind is not Kind.MOVE or player not in self.phase.players:
+            raise IllegalAction(f"player {player} has no move to make now")
+        self._validate_move(player, move)
+
     def events(self, player: int) -> list[Event]:
         """Everything ``player`` has observed so far, oldest first."""
         return list(self._events[player])

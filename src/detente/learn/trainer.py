@@ -73,8 +73,8 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.engine = engine or load_engine(config.model.name, device=_device(config.device))
-        self.protocol = make_protocol(config.game.name, config.game.style)
         self.game_config = config.game.game_config()
+        self.protocol = make_protocol(config.game.name, config.game.style, self.game_config)
         lora = config.model.lora
         if LIVE not in self.engine.adapter_names():
             self.engine.add_adapter(

@@ -40,7 +40,9 @@ class LMBatcher:
                 seed=request.seed,
                 sampling=self.sampling[request.kind],
                 allowed_replies=(
-                    request.protocol.allowed_replies(request.kind) if request.constrained else None
+                    request.protocol.allowed_replies(request.kind, request.events)
+                    if request.constrained
+                    else None
                 ),
             )
             for policy, request in pairs

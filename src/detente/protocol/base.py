@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from detente.games.base import PLAYER_NAMES, Event, Game, Kind, MessageEvent
+from detente.games.base import PLAYER_NAMES, Event, Game, GameConfig, Kind, MessageEvent
 
 MESSAGE_START, MESSAGE_END = "<<message_start>>", "<<message_end>>"
 PROPOSAL_START, PROPOSAL_END = "<<proposal_start>>", "<<proposal_end>>"
@@ -58,6 +58,11 @@ class Protocol(ABC):
     def __init__(self, style: Style | str = Style.FULL) -> None:
         self.style = Style(style)
 
+    @classmethod
+    def for_config(cls, style: Style | str, config: GameConfig | None) -> Protocol:
+        """The protocol for a game with these options (default: options don't matter)."""
+        return cls(style)
+
     # ---- prompts ---------------------------------------------------------------------------------
     @abstractmethod
     def rules(self, game: Game, player: int) -> str:
@@ -98,8 +103,9 @@ class Protocol(ABC):
     def default_move(self) -> Any:
         """The declared move used (flagged ``invalid``) when no valid reply could be had."""
 
-    def move_replies(self) -> tuple[str, ...] | None:
-        """Every valid canonical move reply when the format is finite (for constrained decoding)."""
+    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...] | None:
+        """Every legal canonical move reply, given what the seat has observed, when the set is
+        finite (for constrained decoding); None when it is not known."""
         return None
 
     def parse(self, kind: Kind, text: str) -> Any:
@@ -112,8 +118,8 @@ class Protocol(ABC):
         """Default action for an invalid reply: an empty message, or the declared default move."""
         return "" if kind is Kind.MESSAGE else self.default_move()
 
-    def allowed_replies(self, kind: Kind) -> tuple[str, ...] | None:
-        return None if kind is Kind.MESSAGE else self.move_replies()
+    def allowed_replies(self, kind: Kind, events: Sequence[Event] = ()) -> tuple[str, ...] | None:
+        return None if kind is Kind.MESSAGE else self.move_replies(events)
 
     # ---- people at a terminal ---------------------------------------------------------------------
     def human_hint(self, kind: Kind) -> str:

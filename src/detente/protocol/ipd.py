@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 
 from detente.games.base import PLAYER_NAMES, Event, Game, Kind
@@ -77,7 +78,7 @@ class IPDProtocol(Protocol):
     def default_move(self) -> Move:
         return Move.DEFECT
 
-    def move_replies(self) -> tuple[str, ...]:
+    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...]:
         return tuple(TOKENS.values())
 
     def human_hint(self, kind: Kind) -> str:

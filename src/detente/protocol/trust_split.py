@@ -10,10 +10,11 @@ the markers and around ``x`` is allowed. Anything else raises ``InvalidReply``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 
-from detente.games.base import PLAYER_NAMES, Event, Game, Kind
-from detente.games.trust_split import Hand, RoundEnd, RoundStart, TrustSplit
+from detente.games.base import PLAYER_NAMES, Event, Game, GameConfig, Kind
+from detente.games.trust_split import Hand, RoundEnd, RoundStart, TrustSplit, TrustSplitConfig
 from detente.protocol.base import (
     MAX_MESSAGE_CHARS,
     MESSAGE_END,
@@ -90,6 +91,11 @@ class TrustSplitProtocol(Protocol):
         if coins < 1:
             raise ValueError(f"coins must be at least 1, got {coins}")
         self.coins = coins
+
+    @classmethod
+    def for_config(cls, style: Style | str, config: GameConfig | None) -> TrustSplitProtocol:
+        """Parses claims in 0..coins of the game's config."""
+        return cls(style, config.coins if isinstance(config, TrustSplitConfig) else 10)
 
     # ---- prompts ---------------------------------------------------------------------------------
     def rules(self, game: Game, player: int) -> str:
@@ -212,7 +218,7 @@ class TrustSplitProtocol(Protocol):
         """Keep nothing: an invalid reply costs its author the round and never hurts the other."""
         return 0
 
-    def move_replies(self) -> tuple[str, ...]:
+    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...]:
         return tuple(self.format_move(claim) for claim in range(self.coins + 1))
 
     def human_hint(self, kind: Kind) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from detente.games.base import Game
+from detente.games.base import Game, IllegalAction, Kind
 from detente.policies.base import Policy, Reply, Request
 from detente.protocol.base import InvalidReply, Protocol
 from detente.rollout.records import GameRecord, SeatRecord, Turn
@@ -205,9 +205,10 @@ def _decide(
         for i, reply in zip(asking, replies, strict=True):
             attempts[i] += 1
             last_reply[i] = reply
-            kind = requests[i].kind
+            g, p = decisions[i]
             try:
-                results[i] = (protocol.parse(kind, reply.text), reply, False)
+                action = _parse_legal(protocol, live[g].match.game, p, requests[i].kind, reply.text)
+                results[i] = (action, reply, False)
             except InvalidReply:
                 still.append(i)
         pending = [i for i in pending if i not in set(asking)] + still
@@ -241,6 +242,17 @@ def _decide(
         )
         actions.append(action)
     return actions
+
+
+def _parse_legal(protocol: Protocol, game: Game, player: int, kind: Kind, text: str) -> Any:
+    """The reply's action, if it parses and the rules allow it; else ``InvalidReply``."""
+    action = protocol.parse(kind, text)
+    if kind is Kind.MOVE:
+        try:
+            game.check_move(player, action)
+        except IllegalAction as error:
+            raise InvalidReply(f"illegal move: {error}") from None
+    return action
 
 
 def _end_sessions(live: list[_Live], finished: list[int]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detente.policies.bots import ipd
+from detente.policies.bots import dond, ipd, split, trust_split
 from detente.policies.bots.base import Bot
 
 _REGISTRY: dict[str, dict[str, type[Bot]]] = {}
@@ -14,6 +14,9 @@ def _register(bots: tuple[type[Bot], ...]) -> None:
 
 
 _register(ipd.BOTS)
+_register(split.BOTS)
+_register(dond.BOTS)
+_register(trust_split.BOTS)
 
 
 def bot_names(game: str) -> list[str]:
