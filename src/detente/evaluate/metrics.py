@@ -57,3 +57,43 @@ def ipd_measures(seats: Seats) -> dict[str, float]:
         "p_coop_after_c": _mean(after_c),
         "p_coop_after_d": _mean(after_d),
     }
+
+
+@register_measures("trust-split")
+def trust_split_measures(seats: Seats) -> dict[str, float]:
+    """Coins claimed with the upper and with the lower hand; honesty of hand reports (share of
+    messages naming a hand that name the sender's true hand); efficiency = collective reward /
+    (coins × high value), the most a round can give."""
+    from detente.protocol.trust_split import claimed_hand
+
+    upper, lower, honest, efficiency = [], [], [], []
+    for record, p in seats:
+        for info in record.infos:
+            (upper if info["upper"] == p else lower).append(info["claims"][p])
+        for turn in record.seats[p].turns:
+            if turn.kind == "message":
+                hand = claimed_hand(str(turn.action))
+                if hand is not None:
+                    honest.append(hand.value == record.infos[turn.round]["hands"][p])
+        for info in record.infos:
+            efficiency.append(sum(info["rewards"]) / (info["coins"] * max(info["values"])))
+    return {
+        "claim_upper": _mean(upper),
+        "claim_lower": _mean(lower),
+        "honesty": _mean(honest),
+        "efficiency": _mean(efficiency),
+    }
+
+
+@register_measures("split")
+def split_measures(seats: Seats) -> dict[str, float]:
+    """Efficiency = Σ collective reward / Σ the most the values allow (ratio of sums)."""
+    collective = sum(info["collective"] for record, _ in seats for info in record.infos)
+    best = sum(info["max_collective"] for record, _ in seats for info in record.infos)
+    return {"efficiency": collective / best if best else math.nan}
+
+
+@register_measures("dond")
+def dond_measures(seats: Seats) -> dict[str, float]:
+    """Share of rounds that ended in a deal."""
+    return {"agreement_rate": _mean([info["agreed"] for record, _ in seats for info in record.infos])}

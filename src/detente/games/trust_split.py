@@ -193,6 +193,7 @@ class TrustSplit(Game[TrustSplitConfig, int]):
         upper = self.upper
         info = {
             "opener": self.opener,
+            "coins": self.config.coins,
             "hands": [hand.value for hand in self._hands],
             "upper": upper,
             "values": list(values),
