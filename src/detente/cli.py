@@ -43,6 +43,15 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
     if args.json:
         result.write_json(Path(args.json))
         print(f"wrote {args.json}")
+    if args.csv:
+        result.write_csv(Path(args.csv))
+        print(f"wrote {args.csv}")
+    if args.heatmap:
+        from detente.evaluate.plots import plot_heatmap
+
+        plot_heatmap(result.agents, result.mean_reward, Path(args.heatmap),
+                     f"{args.game}: mean reward per round of the row agent")
+        print(f"wrote {args.heatmap}")
     if args.transcripts:
         write_records(Path(args.transcripts), records)
     return 0
@@ -98,6 +107,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from detente.evaluate.report import write_report
+    from detente.rollout.records import read_records
+
+    target = Path(args.target)
+    if target.is_dir():
+        path = write_report(target, Path(args.out) if args.out else None)
+    else:  # a transcript file (e.g. from `detente play --transcript`)
+        out = Path(args.out) if args.out else target.with_suffix("").with_suffix(".html")
+        path = write_report(target.parent, out, records=list(read_records(target)),
+                            title=f"detente transcript: {target.name}", transcripts=1000)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from detente.config import preset_names
 
@@ -117,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
     p.add_argument("--json", help="write the matrix as JSON here")
+    p.add_argument("--csv", help="write the cells (reward, CI, behaviour measures) as CSV here")
+    p.add_argument("--heatmap", help="write the matrix as a PNG heatmap here")
     p.add_argument("--transcripts", help="write the games as gzipped JSON lines here")
     p.set_defaults(func=cmd_faceoff)
 
@@ -137,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a run from its last checkpoint")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("report", help="HTML report of a run directory or a transcript file")
+    p.add_argument("target", help="RUN_DIR, or a .jsonl.gz transcript")
+    p.add_argument("--out", help="where to write the HTML (default: inside the run)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)

@@ -7,12 +7,14 @@ over games. Games of every pair use the same environment seeds (common random nu
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from detente.evaluate.metrics import game_measures
 from detente.evaluate.stats import mean_ci95
 from detente.games import GameConfig, make_game
 from detente.policies.base import Policy
@@ -28,12 +30,25 @@ class FaceoffResult:
     ci95: list[list[float]]
     games: int  # games per seat order of each pair
     invalid_rate: float
+    measures: dict[str, list[list[float]]] = field(default_factory=dict)  # row agent's behaviour
 
     def to_json(self) -> dict:
         """Plain JSON (an infinite half-width, from a single game, becomes null)."""
         data = asdict(self)
-        data["ci95"] = [[c if math.isfinite(c) else None for c in row] for row in self.ci95]
+        data["ci95"] = _finite_or_none(self.ci95)
+        data["measures"] = {k: _finite_or_none(v) for k, v in self.measures.items()}
         return data
+
+    def write_csv(self, path: Path) -> None:
+        """One line per (row, column) cell: mean reward, CI half-width, behaviour measures."""
+        names = sorted(self.measures)
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["row", "column", "mean_reward", "ci95", *names])
+            for i, row in enumerate(self.agents):
+                for j, column in enumerate(self.agents):
+                    writer.writerow([row, column, self.mean_reward[i][j], self.ci95[i][j],
+                                     *(self.measures[k][i][j] for k in names)])
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2))
@@ -50,6 +65,10 @@ class FaceoffResult:
         for agent, row in zip(self.agents, cells, strict=True):
             lines.append(agent.ljust(width) + "".join(c.ljust(width) for c in row))
         return "\n".join(lines)
+
+
+def _finite_or_none(matrix: list[list[float]]) -> list[list[float | None]]:
+    return [[v if math.isfinite(v) else None for v in row] for row in matrix]
 
 
 def pair_matches(
@@ -89,16 +108,24 @@ def faceoff(
     planned = pair_matches(game_name, config, agents, games, seed)
     records = play([m for _, _, m in planned], protocol, invalid, seed, on_step)
     samples: dict[tuple[int, int], list[float]] = {}
+    seats: dict[tuple[int, int], list[tuple[GameRecord, int]]] = {}
     for (alice, bob), record in zip(((a, b) for a, b, _ in planned), records, strict=True):
         if alice == bob:
             value = (record.mean_reward(0) + record.mean_reward(1)) / 2
             samples.setdefault((alice, alice), []).append(value)
+            seats.setdefault((alice, alice), []).extend([(record, 0), (record, 1)])
         else:
             samples.setdefault((alice, bob), []).append(record.mean_reward(0))
             samples.setdefault((bob, alice), []).append(record.mean_reward(1))
+            seats.setdefault((alice, bob), []).append((record, 0))
+            seats.setdefault((bob, alice), []).append((record, 1))
     n = len(agents)
     mean = [[0.0] * n for _ in range(n)]
     ci = [[0.0] * n for _ in range(n)]
+    measures: dict[str, list[list[float]]] = {}
     for (row, column), values in samples.items():
         mean[row][column], ci[row][column] = mean_ci95(values)
-    return FaceoffResult(names, mean, ci, games, invalid_rate(records)), records
+        for key, value in game_measures(game_name, seats[(row, column)]).items():
+            measures.setdefault(key, [[math.nan] * n for _ in range(n)])[row][column] = value
+    result = FaceoffResult(names, mean, ci, games, invalid_rate(records), measures)
+    return result, records
