@@ -122,6 +122,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from detente.serve import serve
+
+    serve(args.agent, args.game, args.host, args.port, args.style, args.api_key_env, args.seed)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from detente.evaluate.demo import DemoSettings, format_table, run_demo
+
+    out = Path(args.out or f"demo-out/{args.game}-{args.model}-s{args.seed}")
+    settings = DemoSettings(args.game, args.model, args.seed, args.eval_games, tuple(args.overrides))
+    summary = run_demo(settings, out)
+    print(f"\n{args.game} with {args.model}: trained from the same start, seed {args.seed}")
+    print(format_table(summary))
+    print(f"wrote {out / 'demo.json'} and {out / 'report.html'}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from detente.config import preset_names
 
@@ -168,6 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="RUN_DIR, or a .jsonl.gz transcript")
     p.add_argument("--out", help="where to write the HTML (default: inside the run)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("serve", help="serve an agent as an OpenAI-compatible chat API")
+    p.add_argument("agent", help="agent spec, e.g. bot:tit-for-tat or run:runs/ipd@100")
+    p.add_argument("--game", required=True, choices=games)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
+    p.add_argument("--api-key-env", help="require the key held in this environment variable")
+    p.add_argument("--seed", type=int, default=0, help="seeds requests that send none")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="train naive, sum and adalign, face them off, report")
+    p.add_argument("--game", choices=["ipd", "trust-split"], default="ipd")
+    p.add_argument("--model", choices=["tiny", "smollm2-135m"], default="tiny")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-games", type=int, default=32, help="games per seat order per pair")
+    p.add_argument("--out", help="output folder (default demo-out/GAME-MODEL-sSEED)")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides for all three runs")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)

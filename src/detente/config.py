@@ -94,6 +94,11 @@ class TrainSection(_Strict):
     ratio_cap: float = Field(2.0, gt=0, description="Cap of the truncated importance ratio.")
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
     minibatch_sequences: int = Field(16, ge=1, description="Sequences per accumulation step.")
+    opponent: str | None = Field(
+        None,
+        description="A frozen agent spec (bot:NAME, lm:MODEL, run:DIR) in the other seat of every "
+        "game; only the live seat learns (the exploitability test). None = self-play.",
+    )
 
     @model_validator(mode="after")
     def _groups_divide_batch(self) -> TrainSection:
@@ -118,6 +123,8 @@ class EvalSection(_Strict):
 
 
 class RunConfig(_Strict):
+    """Everything a run needs; the resolved copy is saved in the run directory."""
+
     seed: int = Field(0, description="Seeds every random draw of the run.")
     game: GameSection = GameSection()
     model: ModelSection = ModelSection()
@@ -128,6 +135,12 @@ class RunConfig(_Strict):
     eval: EvalSection = EvalSection()
     checkpoint_every: int = Field(1, ge=1, description="Checkpoint the run every N iterations.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
+
+    @model_validator(mode="after")
+    def _opponent_or_pool(self) -> RunConfig:
+        if self.train.opponent is not None and self.pool.enabled:
+            raise ValueError("train.opponent (a fixed opponent) and pool.enabled exclude each other")
+        return self
 
 
 # ---- presets and overrides -----------------------------------------------------------------------

@@ -41,6 +41,8 @@ from detente.learn.loss import token_loss
 from detente.learn.scoring import action_logprobs, pad_batch
 from detente.lm.engine import Engine
 from detente.lm.models import load_engine
+from detente.policies.agents import make_agent, share_batcher
+from detente.policies.base import Policy
 from detente.policies.lm import LMBatcher, LMPolicy
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord, write_records
@@ -89,6 +91,10 @@ class Trainer:
             sampling.max_message_tokens, sampling.max_move_tokens,
         )
         self.live = LMPolicy(self.batcher, LIVE, "live")
+        share_batcher(config.model.name, self.batcher)
+        self.opponent = (
+            make_agent(config.train.opponent, config.game.name) if config.train.opponent else None
+        )
         self.state = TrainState(iteration=0)
         train = config.train
         self.credit_settings = CreditSettings(
@@ -149,24 +155,25 @@ class Trainer:
         groups = train.games_per_iteration // train.group_size
         for group in range(groups):
             env_seed = derive_seed(self.config.seed, iteration, group)
-            if pool.enabled:
-                learner = group % 2
+            learner = group % 2  # one learner seat per group: alternates between groups
+            if self.opponent is not None:
+                opponent: Policy | None = self.opponent
+            elif pool.enabled:
                 opponent = self.live
                 if self.state.pool and rng.random() < pool.p_past:
                     past = self.state.pool[int(rng.integers(len(self.state.pool)))]
-                    opponent = self._pool_policy(past)
+                    opponent = LMPolicy(self.batcher, past, past)
+            else:
+                opponent = None  # self-play: both seats are the live, learning policy
+            if opponent is None:
+                seats, learners = (self.live, self.live), (True, True)
+            else:
+                seats = (self.live, opponent) if learner == 0 else (opponent, self.live)
                 learners = (learner == 0, learner == 1)
             for k in range(train.group_size):
                 game = make_game(self.config.game.name, self.game_config, env_seed)
-                if pool.enabled:
-                    seats = (self.live, opponent) if learner == 0 else (opponent, self.live)
-                else:
-                    seats, learners = (self.live, self.live), (True, True)
                 out.append(Match(game, seats, f"it{iteration}-g{group}-{k}", group, learners))
         return out
-
-    def _pool_policy(self, name: str) -> LMPolicy:
-        return LMPolicy(self.batcher, name, name)
 
     def rollout(self, iteration: int) -> list[GameRecord]:
         seed = derive_seed(self.config.seed, iteration, _ROLLOUT)
@@ -258,10 +265,12 @@ class Trainer:
         self, iteration: int, records: list[GameRecord], stats: UpdateStats, **seconds: float
     ) -> dict[str, Any]:
         learner_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].learner]
+        other_seats = [(r, 1 - p) for r, p in learner_seats]
         live_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].agent == LIVE]
         generated = sum(len(t.token_ids) for r in records for s in r.seats for t in s.turns)
         line: dict[str, Any] = {"iteration": iteration}
         line.update(reward_measures(learner_seats))
+        line["opponent_reward"] = reward_measures(other_seats)["reward"]
         line.update(game_measures(self.config.game.name, live_seats))
         line["invalid_rate"] = invalid_rate(records)
         line.update({k: v for k, v in stats.__dict__.items()})

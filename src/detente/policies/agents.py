@@ -1,7 +1,9 @@
 """Agent specs, the same everywhere.
 
 ``bot:NAME`` (a scripted bot), ``lm:MODEL`` (a base model, no adapter), ``run:RUN_DIR[@ITERATION]``
-(a trained adapter: the latest checkpoint, or the pool snapshot of that iteration), ``human``.
+(a trained adapter: the latest checkpoint, or the pool snapshot of that iteration),
+``api:MODEL@BASE_URL[#key=value&...]`` (an OpenAI-compatible API; see ``policies/api.py``),
+``human``.
 Language-model agents on the same base model share one engine, hence one batch per step.
 """
 
@@ -17,6 +19,11 @@ from detente.policies.bots import make_bot
 
 AgentBuilder = Callable[[str, str], Policy]  # (game, argument) -> policy
 _BATCHERS: dict[str, Any] = {}  # model name -> LMBatcher (one engine per base model)
+
+
+def share_batcher(model: str, batcher: Any) -> None:
+    """Serve ``lm:``/``run:`` agents on ``model`` from this batcher (e.g. the trainer's engine)."""
+    _BATCHERS[model] = batcher
 
 
 def _batcher(model: str) -> Any:
@@ -63,10 +70,17 @@ def _run_agent(game: str, argument: str) -> Policy:
     return LMPolicy(batcher, adapter, f"run:{argument}")
 
 
+def _api_agent(game: str, argument: str) -> Policy:
+    from detente.policies.api import ApiPolicy
+
+    return ApiPolicy.from_spec(argument)
+
+
 _BUILDERS: dict[str, AgentBuilder] = {
     "bot": lambda game, name: make_bot(game, name),
     "lm": _lm_agent,
     "run": _run_agent,
+    "api": _api_agent,
 }
 
 

@@ -34,6 +34,7 @@ class Turn:
     prompt_ids: list[int] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)  # e.g. API token counts and retries
 
 
 @dataclass

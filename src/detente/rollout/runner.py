@@ -238,6 +238,7 @@ def _decide(
                 prompt_ids=list(reply.prompt_ids),
                 token_ids=list(reply.token_ids),
                 logprobs=list(reply.logprobs),
+                usage=dict(reply.usage),
             )
         )
         actions.append(action)

@@ -1,0 +1,301 @@
+"""A model behind an OpenAI-compatible chat-completions API (spec ``api:MODEL@BASE_URL``).
+
+``act`` is synchronous; it runs the whole batch concurrently (at most ``concurrency`` HTTP calls
+in flight) with the official ``openai`` async client, on an event loop that the policy keeps in
+a daemon thread, so the client and its connections are reused from one call to the next. Per
+request:
+
+* **transport retries**: 408/409/429/5xx, timeouts and connection errors are retried with
+  exponential backoff (equal jitter from a RNG seeded by the request's seed; a ``Retry-After``
+  header wins), bounded by ``max_tries`` HTTP calls and ``max_seconds`` for the whole decision;
+* **format retries**: a reply that ``protocol.parse`` rejects is re-asked up to ``format_retries``
+  times in the same chat, with the invalid reply and a note giving the exact format appended;
+* when that budget is spent the reply is the last text received (or empty): the runner flags it
+  invalid and the run goes on. Any other 4xx (bad key, unknown model, malformed request) is a
+  configuration error and raises ``ApiError``.
+
+``Reply.usage`` holds ``prompt_tokens`` and ``completion_tokens`` (summed over every HTTP call
+of the decision), ``format_retries``, ``transport_retries`` and ``gave_up`` (0 or 1).
+
+The key is read from the environment variable ``key_env`` before each HTTP call (placeholder
+"none" when unset, for local servers); it is never logged, recorded or put in a reply. To
+servers on a loopback address the client also sends the seat's structured events in the
+``detente`` body extension, so ``detente serve`` can serve scripted bots (``send_events`` forces
+it on or off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from openai import APIConnectionError, APIStatusError, AsyncOpenAI
+from pydantic import BaseModel, ConfigDict, Field
+
+from detente.games.codec import encode_events
+from detente.policies.base import Policy, Reply, Request
+from detente.protocol.base import InvalidReply
+
+logger = logging.getLogger(__name__)
+
+EXTENSION = "detente"  # request-body key of the structured-events extension
+TRANSIENT_STATUS = frozenset({408, 409, 429})  # and every 5xx
+SPEC_PATTERN = re.compile(r"(?P<model>.+?)(?:@(?P<url>https?://[^#]+))?(?:#(?P<options>.*))?")
+
+
+class ApiError(RuntimeError):
+    """The API refused a request for a reason that retrying cannot fix (4xx)."""
+
+
+class ApiConfig(BaseModel):
+    """How to reach an OpenAI-compatible API and how hard to try. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Model name sent in each request.")
+    base_url: str = Field("https://api.openai.com/v1", description="API root, ending in /v1.")
+    key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key.")
+    concurrency: int = Field(8, ge=1, description="HTTP calls in flight at once per act().")
+    timeout: float = Field(60.0, gt=0, description="Seconds per HTTP call.")
+    max_tries: int = Field(6, ge=1, description="HTTP calls per completion (transient errors).")
+    max_seconds: float = Field(
+        300.0, gt=0, description="Bound on one decision: all its calls, backoffs and re-asks."
+    )
+    backoff: float = Field(1.0, gt=0, description="First backoff delay; doubles on each retry.")
+    max_backoff: float = Field(30.0, gt=0, description="Cap on one backoff delay.")
+    format_retries: int = Field(2, ge=0, description="Re-asks after a reply of the wrong format.")
+    temperature: float | None = Field(1.0, ge=0, description="Sampling temperature (None: API's).")
+    max_tokens: int | None = Field(None, ge=1, description="Reply token cap (None: not sent).")
+    send_seed: bool = Field(True, description="Send the request's sampling seed.")
+    send_events: bool | None = Field(
+        None, description="Send the `detente` events extension (None: only to loopback URLs)."
+    )
+
+
+def parse_api_spec(argument: str) -> ApiConfig:
+    """``MODEL[@BASE_URL][#key=value&...]`` → config, e.g.
+    ``bot:tit-for-tat@http://127.0.0.1:8000/v1#timeout=5&key_env=MY_KEY``."""
+    match = SPEC_PATTERN.fullmatch(argument)
+    if match is None:
+        raise ValueError(f"bad api spec {argument!r}: expected MODEL[@BASE_URL][#key=value&...]")
+    fields: dict[str, Any] = dict(parse_qsl(match["options"] or ""))
+    fields["model"] = match["model"]
+    if match["url"]:
+        fields["base_url"] = match["url"]
+    return ApiConfig(**fields)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback interface."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def format_correction(problem: str, instruction: str) -> str:
+    """The user message that follows a reply of the wrong format."""
+    return (
+        f"Your reply was not in the required format ({problem}). {instruction} "
+        "Reply with exactly that format and nothing else."
+    )
+
+
+class ApiPolicy(Policy):
+    """Replies from an OpenAI-compatible chat-completions API."""
+
+    def __init__(self, config: ApiConfig, name: str | None = None) -> None:
+        self.config = config
+        self.name = name or f"api:{config.model}@{config.base_url}"
+        self.send_events = (
+            is_loopback(urlsplit(config.base_url).hostname or "")
+            if config.send_events is None
+            else config.send_events
+        )
+        self._start_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: AsyncOpenAI | None = None  # created on, and used only by, self._loop
+        self._semaphore: asyncio.Semaphore | None = None
+
+    @classmethod
+    def from_spec(cls, argument: str) -> ApiPolicy:
+        """The policy of agent spec ``api:ARGUMENT``, named by the spec without its options."""
+        return cls(parse_api_spec(argument), f"api:{argument.partition('#')[0]}")
+
+    def __reduce__(self) -> tuple[type[ApiPolicy], tuple[ApiConfig, str]]:
+        """Pickle the configuration only (a copy starts its own loop and client)."""
+        return type(self), (self.config, self.name)
+
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        future = asyncio.run_coroutine_threadsafe(self._act_all(requests), self._client_loop())
+        return future.result()
+
+    def _client_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name=f"{self.name} client", daemon=True
+                ).start()
+            return self._loop
+
+    async def _act_all(self, requests: Sequence[Request]) -> list[Reply]:
+        if self._client is None or self._semaphore is None:
+            self._client = AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.config.base_url,
+                timeout=self.config.timeout,
+                max_retries=0,  # retries are ours: bounded, seeded, counted
+            )
+            self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        client, semaphore = self._client, self._semaphore
+        tasks = [asyncio.ensure_future(self._decide(client, semaphore, r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:  # e.g. ApiError: stop the other requests of the batch too
+            for task in tasks:
+                task.cancel()
+            raise
+
+    async def _api_key(self) -> str:
+        return os.environ.get(self.config.key_env) or "none"
+
+    async def _decide(
+        self, client: AsyncOpenAI, semaphore: asyncio.Semaphore, request: Request
+    ) -> Reply:
+        """One decision: transport retries inside, format retries around them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.max_seconds
+        rng = random.Random(request.seed)
+        messages = [dict(m) for m in request.messages]
+        usage: Counter[str] = Counter(
+            prompt_tokens=0, completion_tokens=0, format_retries=0, transport_retries=0, gave_up=0
+        )
+        options = self._options(request)
+        text, correction = "", ""
+        for attempt in range(1 + self.config.format_retries):
+            if attempt:
+                usage["format_retries"] += 1
+                messages += [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": correction},
+                ]
+            if self.config.send_seed:
+                options["seed"] = (request.seed + attempt) % 2**63
+            answer = await self._complete(
+                client, semaphore, messages, options, rng, deadline, usage
+            )
+            if answer is None:
+                usage["gave_up"] = 1
+                break
+            text = answer
+            try:
+                request.protocol.parse(request.kind, text)
+                break
+            except InvalidReply as error:
+                correction = format_correction(
+                    str(error), request.protocol.instruction(request.kind)
+                )
+        return Reply(text, usage=dict(usage))
+
+    def _options(self, request: Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.config.temperature is not None:
+            options["temperature"] = self.config.temperature
+        if self.config.max_tokens is not None:
+            options["max_tokens"] = self.config.max_tokens
+        if self.send_events:
+            extension = {
+                "game": request.game,
+                "player": request.player,
+                "kind": request.kind.value,
+                "events": encode_events(request.events),
+            }
+            options["extra_body"] = {EXTENSION: extension}
+        return options
+
+    async def _complete(
+        self,
+        client: AsyncOpenAI,
+        semaphore: asyncio.Semaphore,
+        messages: list[dict[str, str]],
+        options: dict[str, Any],
+        rng: random.Random,
+        deadline: float,
+        usage: Counter[str],
+    ) -> str | None:
+        """The reply text of one completion, retrying transient failures; None if none came."""
+        loop = asyncio.get_running_loop()
+        config = self.config
+        failure, calls = "out of time", 0
+        for tries in range(1, config.max_tries + 1):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            retry_after, calls = None, tries
+            try:
+                async with semaphore:
+                    response = await client.chat.completions.create(
+                        model=config.model,
+                        messages=messages,  # type: ignore[arg-type]
+                        timeout=min(config.timeout, remaining),
+                        **options,
+                    )
+            except APIStatusError as error:
+                if error.status_code < 500 and error.status_code not in TRANSIENT_STATUS:
+                    raise ApiError(self._describe(error)) from None
+                failure = f"HTTP {error.status_code}"
+                retry_after = _retry_after(error.response.headers.get("retry-after"))
+            except APIConnectionError as error:  # includes timeouts
+                failure = type(error).__name__
+            else:
+                if response.usage is not None:
+                    usage["prompt_tokens"] += response.usage.prompt_tokens
+                    usage["completion_tokens"] += response.usage.completion_tokens
+                return response.choices[0].message.content or ""
+            delay = backoff_delay(config, tries, rng, retry_after)
+            if tries == config.max_tries or loop.time() + delay >= deadline:
+                break
+            usage["transport_retries"] += 1
+            await asyncio.sleep(delay)
+        logger.warning(
+            "%s: no reply after %d calls (last failure: %s); it will be flagged invalid",
+            self.name,
+            calls,
+            failure,
+        )
+        return None
+
+    def _describe(self, error: APIStatusError) -> str:
+        hint = ""
+        if error.status_code in (401, 403):
+            hint = f" (is ${self.config.key_env} set to a valid key?)"
+        return f"{self.name}: HTTP {error.status_code}: {error.message}{hint}"
+
+
+def backoff_delay(
+    config: ApiConfig, tries: int, rng: random.Random, retry_after: float | None = None
+) -> float:
+    """Seconds to wait after the ``tries``-th failed call: the server's ``Retry-After`` if given,
+    else ``d·(1 + u)/2`` with ``d = backoff·2^(tries−1)``, ``u ~ U[0, 1)`` (equal jitter); at
+    most ``max_backoff``."""
+    if retry_after is None:
+        retry_after = config.backoff * 2 ** (tries - 1) * (0.5 + 0.5 * rng.random())
+    return min(config.max_backoff, retry_after)
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (the delta-seconds form only)."""
+    try:
+        return max(0.0, float(header)) if header is not None else None
+    except ValueError:
+        return None
