@@ -1,10 +1,10 @@
 """One typed schema for a run, YAML presets, and ``a.b=value`` overrides.
 
 A preset is named ``GAME-METHOD[-SCALE]`` (e.g. ``ipd-adalign``, ``ipd-adalign-tiny``) and is the
-deep merge of three shipped fragments: ``presets/games/GAME.yaml`` (the game and its paper
-hyperparameters), ``presets/methods/METHOD.yaml`` (credit, opponent pool; may hold per-game
-entries under ``for_games``) and ``presets/scales/SCALE.yaml`` (model and batch sizes; ``gpu``,
-the paper's Qwen2.5-7B setting, when no scale is named). Unknown keys anywhere are errors that
+deep merge, in this order (later wins), of shipped fragments: ``presets/games/GAME.yaml`` (the
+game and its paper hyperparameters), ``presets/methods/METHOD.yaml`` (credit, opponent pool; may
+hold per-game entries under ``for_games``) and ``presets/scales/SCALE.yaml`` (model, batch sizes
+and learning rate; ``gpu``, the paper's Qwen2.5-7B setting, when no scale is named). Unknown keys anywhere are errors that
 name the key.
 """
 
@@ -187,11 +187,11 @@ def preset(name: str) -> dict[str, Any]:
             continue
         method, _, scale = name[len(game) + 1 :].partition("-")
         if method in methods and (scale in scales or not scale):
-            merged = deep_merge(_fragment("games", game), _fragment("scales", scale or "gpu"))
             method_data = _fragment("methods", method)
             per_game = method_data.pop("for_games", {})
-            merged = deep_merge(merged, method_data)
-            return deep_merge(merged, per_game.get(game, {}))
+            merged = deep_merge(_fragment("games", game), method_data)
+            merged = deep_merge(merged, per_game.get(game, {}))
+            return deep_merge(merged, _fragment("scales", scale or "gpu"))
     raise ConfigError(f"unknown preset {name!r}; e.g. {', '.join(preset_names()[:6])}, ...")
 
 

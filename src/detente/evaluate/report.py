@@ -37,12 +37,12 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _img(path: Path) -> str:
+def img_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(v: Any) -> str:
         return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
@@ -109,7 +109,7 @@ def write_report(
     if metrics:
         body.append("<h2>Training curves</h2><div class='grid'>")
         for key in curve_keys(metrics):
-            body.append(_img(plot_curves({run_dir.name: metrics}, key, plots / f"{key}.png")))
+            body.append(img_tag(plot_curves({run_dir.name: metrics}, key, plots / f"{key}.png")))
         body.append("</div>")
     if faceoff is None and (run_dir / "faceoff.json").is_file():
         faceoff = json.loads((run_dir / "faceoff.json").read_text())
@@ -134,5 +134,5 @@ def faceoff_html(faceoff: dict[str, Any], plots: Path) -> str:
               for m, c in zip(faceoff["mean_reward"][i], faceoff["ci95"][i], strict=True))]
         for i, a in enumerate(agents)
     ]
-    return ("<h2>Face-off</h2>" + _img(heat)
-            + _table(["row \\ column", *agents], rows))
+    return ("<h2>Face-off</h2>" + img_tag(heat)
+            + html_table(["row \\ column", *agents], rows))

@@ -56,9 +56,15 @@ def pad_batch(sequences: Sequence[TokenSequence], pad_id: int, device: torch.dev
 
 
 def action_logprobs(
-    model: torch.nn.Module, batch: PaddedBatch, autocast_bf16: bool = False
+    model: torch.nn.Module,
+    batch: PaddedBatch,
+    temperature: float = 1.0,
+    autocast_bf16: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(action token) and the policy entropy at each action position, both [N].
+
+    π is the sampling distribution softmax(logits / temperature), so the importance ratio
+    against the sampler's log-probs is 1 when nothing changed.
 
     ``model`` is a Hugging Face causal LM (peft-wrapped or not): its decoder body and output
     embeddings are used directly, so only the N action positions go through the output head.
@@ -72,5 +78,5 @@ def action_logprobs(
         selected = hidden[:, :-1][batch.predicts_action]  # [N, H]
         logits = base.get_output_embeddings()(selected)
     targets = batch.input_ids[:, 1:][batch.predicts_action]
-    logp, entropy = token_logprobs_and_entropy(logits.float()[None], targets[None])
+    logp, entropy = token_logprobs_and_entropy((logits.float() / temperature)[None], targets[None])
     return logp[0], entropy[0]

@@ -46,7 +46,7 @@ from detente.policies.base import Policy
 from detente.policies.lm import LMBatcher, LMPolicy
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord, write_records
-from detente.rollout.runner import Match, derive_seed, invalid_rate, play
+from detente.rollout.runner import Match, derive_seed, play, reply_stats
 
 LIVE = "live"
 _ROLLOUT, _SEATS = 1, 2  # purposes of derived seeds
@@ -123,9 +123,7 @@ class Trainer:
         folder = latest_checkpoint(run_dir)
         if folder is not None:
             trainer.state = load_state(folder)
-            trainer.engine.load_adapter(LIVE, folder / "adapter", replace=True)
-            trainer.params = list(trainer.engine.parameters_of(LIVE))
-            trainer.optimizer = torch.optim.Adam(trainer.params, lr=trainer.config.train.lr)
+            trainer.engine.load_adapter(LIVE, folder / "adapter", trainable=True)
             trainer.optimizer.load_state_dict(torch.load(folder / "optimizer.pt"))
             restore_rng_states(torch.load(folder / "rng.pt", weights_only=False))
             for name in trainer.state.pool:
@@ -187,8 +185,6 @@ class Trainer:
         total_tokens = sum(s.action_tokens for s in sequences)
         if total_tokens == 0:
             raise RuntimeError("no action tokens to learn from")
-        self.engine.model.train()
-        self.engine.model.set_adapter(LIVE)
         self.optimizer.zero_grad(set_to_none=True)
         sums = dict.fromkeys(("loss", "pg", "kl", "entropy", "mean_ratio", "clip_fraction"), 0.0)
         for chunk in _chunks(sequences, train.minibatch_sequences):
@@ -197,16 +193,18 @@ class Trainer:
                 sums[key] += value
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip))
         self.optimizer.step()
-        self.engine.model.eval()
+        self.engine.drop_caches([LIVE])  # activations of the old weights must not be reused
         return UpdateStats(**sums, grad_norm=grad_norm, action_tokens=total_tokens)
 
     def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
         train = self.config.train
-        batch = pad_batch(chunk, self.engine.pad_id, self.engine.device)
-        logp, entropy = action_logprobs(self.engine.model, batch, self.config.model.autocast_bf16)
+        batch = pad_batch(chunk, self.engine.chat.pad_id, self.engine.device)
+        temperature, bf16 = self.config.sampling.temperature, self.config.model.autocast_bf16
+        with self.engine.use_adapter(LIVE) as model:
+            logp, entropy = action_logprobs(model, batch, temperature, bf16)
         if train.kl_coef > 0:
-            with torch.no_grad(), self.engine.model.disable_adapter():
-                base_logp, _ = action_logprobs(self.engine.model, batch, self.config.model.autocast_bf16)
+            with torch.no_grad(), self.engine.use_adapter(None) as model:
+                base_logp, _ = action_logprobs(model, batch, temperature, bf16)
         else:
             base_logp = logp.detach()
         ones = torch.ones_like(logp)
@@ -272,7 +270,7 @@ class Trainer:
         line.update(reward_measures(learner_seats))
         line["opponent_reward"] = reward_measures(other_seats)["reward"]
         line.update(game_measures(self.config.game.name, live_seats))
-        line["invalid_rate"] = invalid_rate(records)
+        line.update(reply_stats(records))
         line.update({k: v for k, v in stats.__dict__.items()})
         line.update(seconds)
         line["tokens_per_s"] = generated / seconds["rollout_s"] if seconds["rollout_s"] else 0.0

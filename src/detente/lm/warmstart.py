@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from detente.games import make_game
+from detente.games import make_config, make_game
 from detente.lm.chat import ChatFormat
 from detente.policies.bots import bot_names, make_bot
 from detente.protocol import Style, make_protocol
+from detente.protocol.base import MESSAGE_END, MESSAGE_START, PROPOSAL_END, PROPOSAL_START
 from detente.rollout.runner import Match, play
 
 # Persona weights per game (the seat being imitated); the co-player is drawn uniformly.
@@ -31,6 +32,15 @@ PERSONAS: dict[str, dict[str, float]] = {
     "split": {"welfare": 0.6, "half": 0.2, "greedy": 0.2},
     "dond": {"fair": 0.8, "greedy": 0.2},
 }
+
+
+# How often each game's chats are drawn in the warm start (the demo games dominate).
+GAME_WEIGHTS: dict[str, float] = {"ipd": 0.5, "trust-split": 0.3, "split": 0.1, "dond": 0.1}
+# Rounds of the persona games: short for the long-chat games keeps the warm start within minutes
+# on a CPU; the IPD, the demo game, gets its full default horizon.
+PERSONA_ROUNDS: dict[str, int] = {"ipd": 10, "trust-split": 4, "split": 4, "dond": 3}
+# Protocol markers become single tokens: shorter sequences and formats that are easy to learn.
+PROTOCOL_TOKENS = ("<A>", "<B>", MESSAGE_START, MESSAGE_END, PROPOSAL_START, PROPOSAL_END)
 
 
 @dataclass(frozen=True)
@@ -48,17 +58,18 @@ class TinySpec:
     seed: int = 0
 
 
-TINY = TinySpec(vocab_size=1024, hidden=128, layers=4, heads=4, games_per_game=600, steps=500,
-                batch=32, lr=3e-3)
+TINY = TinySpec(vocab_size=1024, hidden=96, layers=3, heads=4, games_per_game=300, steps=160,
+                batch=16, lr=3e-3)
 TINY_TEST = TinySpec(vocab_size=384, hidden=48, layers=2, heads=2, games_per_game=24, steps=30,
                      batch=16, lr=5e-3)
 
 
-def persona_conversations(
-    games: Sequence[str], games_per_game: int, seed: int
-) -> list[tuple[dict[str, str], ...]]:
-    """Whole chats (system, user, assistant, ...) of persona seats, in the compact style."""
-    conversations: list[tuple[dict[str, str], ...]] = []
+Chat = tuple[dict[str, str], ...]
+
+
+def persona_conversations(games: Sequence[str], games_per_game: int, seed: int) -> dict[str, list[Chat]]:
+    """Whole chats (system, user, assistant, ...) of persona seats per game, compact style."""
+    conversations: dict[str, list[Chat]] = {}
     for game_index, game in enumerate(games):
         names = bot_names(game)
         weights = PERSONAS.get(game, dict.fromkeys(names, 1.0))
@@ -72,7 +83,9 @@ def persona_conversations(
             other = names[rng.integers(len(names))]
             seat = int(rng.integers(2))
             policies = (bots[persona], bots[other]) if seat == 0 else (bots[other], bots[persona])
-            matches.append(Match(make_game(game, None, seed * 100_003 + k), policies, f"{game}-{k}"))
+            config = make_config(game, {"rounds": PERSONA_ROUNDS.get(game, 10)})
+            game_seed = seed * 100_003 + k
+            matches.append(Match(make_game(game, config, game_seed), policies, f"{game}-{k}"))
             imitated.append(seat)
         records = play(matches, make_protocol(game, Style.COMPACT), seed=seed)
         for record, seat in zip(records, imitated, strict=True):
@@ -81,7 +94,7 @@ def persona_conversations(
             for turn in seat_record.turns:
                 chat += [{"role": "user", "content": turn.prompt},
                          {"role": "assistant", "content": turn.reply}]
-            conversations.append(tuple(chat))
+            conversations.setdefault(game, []).append(tuple(chat))
     return conversations
 
 
@@ -118,12 +131,15 @@ def conversation_tokens(chat: ChatFormat, messages: Sequence[dict[str, str]]) ->
 def supervised_warm_start(
     model: torch.nn.Module,
     chat: ChatFormat,
-    conversations: Sequence[Sequence[dict[str, str]]],
+    conversations: dict[str, list[Chat]],
     spec: TinySpec,
     progress: bool = True,
 ) -> list[float]:
-    """Next-token cross-entropy on assistant tokens, AdamW with cosine decay; returns losses."""
-    examples = [conversation_tokens(chat, c) for c in conversations]
+    """Next-token cross-entropy on assistant tokens, AdamW with one-cycle decay; each example
+    is drawn from a game chosen with ``GAME_WEIGHTS``. Returns the loss of every step."""
+    games = sorted(conversations)
+    examples = {g: [conversation_tokens(chat, c) for c in conversations[g]] for g in games}
+    weights = torch.tensor([GAME_WEIGHTS.get(g, 0.1) for g in games])
     generator = torch.Generator().manual_seed(spec.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, spec.lr, total_steps=spec.steps,
@@ -131,8 +147,11 @@ def supervised_warm_start(
     losses = []
     model.train()
     for _ in tqdm(range(spec.steps), desc="warm start (tiny)", disable=not progress, leave=False):
-        picks = torch.randint(len(examples), (spec.batch,), generator=generator).tolist()
-        batch = [examples[i] for i in picks]
+        picked_games = torch.multinomial(weights, spec.batch, True, generator=generator).tolist()
+        batch = [
+            examples[games[g]][int(torch.randint(len(examples[games[g]]), (1,), generator=generator))]
+            for g in picked_games
+        ]
         length = max(len(ids) for ids, _ in batch)
         ids = torch.full((len(batch), length), chat.pad_id)
         labels = torch.full((len(batch), length), -100)
@@ -149,6 +168,23 @@ def supervised_warm_start(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return losses
+
+
+# Bump when the persona games, the compact protocol or the recipe change: cached models rebuild.
+RECIPE_VERSION = 3
+
+
+def build_tiny(spec: TinySpec, progress: bool = True) -> tuple[torch.nn.Module, object]:
+    """Tokenizer trained on persona chats, an untrained small Llama, then the warm start."""
+    from detente.lm.tiny import build_untrained
+    from detente.lm.tokenizer import train_tokenizer
+
+    conversations = persona_conversations(sorted(PERSONAS), spec.games_per_game, spec.seed)
+    texts = [m["content"] for chats in conversations.values() for chat in chats for m in chat]
+    tokenizer = train_tokenizer(texts, spec.vocab_size, PROTOCOL_TOKENS)
+    model = build_untrained(tokenizer, spec.hidden, spec.layers, spec.heads, seed=spec.seed)
+    supervised_warm_start(model, ChatFormat(tokenizer), conversations, spec, progress)
+    return model, tokenizer

@@ -281,6 +281,18 @@ def _record(item: _Live) -> GameRecord:
 
 def invalid_rate(records: Sequence[GameRecord]) -> float:
     """Fraction of decisions that ended on the default move (no valid reply)."""
+    return reply_stats(records)["invalid_rate"]
+
+
+def reply_stats(records: Sequence[GameRecord]) -> dict[str, float]:
+    """Per decision: share ending on the default move (``invalid_rate``), share settled by a
+    format-constrained sample (``constrained_rate``), and invalid replies sampled on the way
+    per decision (``invalid_attempts``)."""
     turns = [t for r in records for s in r.seats for t in s.turns]
-    return sum(t.invalid for t in turns) / len(turns) if turns else 0.0
+    n = len(turns) or 1
+    return {
+        "invalid_rate": sum(t.invalid for t in turns) / n,
+        "constrained_rate": sum(t.constrained and not t.invalid for t in turns) / n,
+        "invalid_attempts": sum(t.invalid_attempts for t in turns) / n,
+    }
 

@@ -1,0 +1,34 @@
+"""Registers the embedded models ``tiny`` and ``tiny-test``: built on first use, then cached.
+
+The cache folder name carries the spec and recipe version, so a change rebuilds instead of
+loading a stale model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from pathlib import Path
+
+from detente.lm.models import ModelAndTokenizer, load_cached_dir, register_model, save_atomically
+from detente.lm.warmstart import RECIPE_VERSION, TINY, TINY_TEST, TinySpec, build_tiny
+
+
+def _cache_name(name: str, spec: TinySpec) -> str:
+    key = hashlib.sha1(repr((asdict(spec), RECIPE_VERSION)).encode()).hexdigest()[:10]
+    return f"{name}-{key}"
+
+
+def _builder(name: str, spec: TinySpec):
+    def build(cache: Path) -> ModelAndTokenizer:
+        target = cache / _cache_name(name, spec)
+        if not target.is_dir():
+            model, tokenizer = build_tiny(spec)
+            save_atomically(model, tokenizer, target)
+        return load_cached_dir(target)
+
+    return build
+
+
+register_model("tiny", _builder("tiny", TINY))
+register_model("tiny-test", _builder("tiny-test", TINY_TEST))

