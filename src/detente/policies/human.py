@@ -29,6 +29,7 @@ class HumanPolicy(Policy):
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
         self._shown: set[str] = set()
+        self._last_prompt: dict[str, int] = {}  # session -> number of messages last shown
 
     def _say(self, text: str) -> None:
         self._out.write(text + "\n")
@@ -42,7 +43,11 @@ class HumanPolicy(Policy):
             self._shown.add(request.session_id)
             self._say(f"\n=== You are {PLAYER_NAMES[request.player]} ===")
             self._say(request.messages[0]["content"])
-        self._say("\n" + request.messages[-1]["content"])
+        if self._last_prompt.get(request.session_id) == len(request.messages):
+            self._say("That reply was not accepted: the rules do not allow that move. Try again.")
+        else:
+            self._say("\n" + request.messages[-1]["content"])
+        self._last_prompt[request.session_id] = len(request.messages)
         hint = request.protocol.human_hint(request.kind)
         while True:
             self._out.write(f"[{hint}; /quit to stop] > ")
