@@ -30,18 +30,15 @@ from detente.games.base import (
     ALICE,
     BOB,
     Event,
-    Game,
-    GameConfig,
-    Kind,
-    Phase,
     RoundOutcome,
 )
+from detente.games.chat import ChatConfig, ChatGame
 from detente.games.items import ITEM_TYPES, MAX_UNITS, Items, check_bundle, worth
 
 VALUE_TOTAL = 10
 
 
-class DondConfig(GameConfig):
+class DondConfig(ChatConfig):
     """Stock size range and chat quota."""
 
     min_stock: int = Field(
@@ -51,12 +48,6 @@ class DondConfig(GameConfig):
         7,
         le=MAX_UNITS + len(ITEM_TYPES) - 1,
         description="Most items in a round's stock (so that no type exceeds MAX_UNITS).",
-    )
-    messages_per_player: int = Field(
-        1,
-        ge=0,
-        description="Messages each player sends per round, alternating, the opener first "
-        "(0 = no communication).",
     )
 
     @model_validator(mode="after")
@@ -120,28 +111,15 @@ def complementary(a: Items, b: Items, stock: Items) -> bool:
     return all(x + y == n for x, y, n in zip(a, b, stock, strict=True))
 
 
-class Dond(Game[DondConfig, Items]):
+class Dond(ChatGame[DondConfig, Items]):
     """Moves are proposals: the units of each type a player keeps, within the stock."""
 
     name: ClassVar[str] = "dond"
     config_type: ClassVar[type[DondConfig]] = DondConfig
     reward_scale: ClassVar[float] = 10.0
-    has_messages: ClassVar[bool] = True
 
-    _first_opener: int
     _stock: Items
     _values: tuple[Items, Items]
-
-    def _setup(self, rng: np.random.Generator) -> None:
-        self._first_opener = int(rng.integers(2))
-
-    def opener_of(self, round_index: int) -> int:
-        """Who sends the first message of a round: ``(first opener + r) mod 2``."""
-        return (self._first_opener + round_index) % 2
-
-    @property
-    def opener(self) -> int:
-        return self.opener_of(self.round)
 
     @property
     def stock(self) -> Items:
@@ -162,14 +140,6 @@ class Dond(Game[DondConfig, Items]):
             RoundStart(self.round, stock, a, opener == ALICE),
             RoundStart(self.round, stock, b, opener == BOB),
         )
-
-    def _phases(self) -> list[Phase]:
-        opener = self.opener
-        talk = [
-            Phase(Kind.MESSAGE, ((opener + turn) % 2,))
-            for turn in range(2 * self.config.messages_per_player)
-        ]
-        return [*talk, Phase(Kind.MOVE, (ALICE, BOB))]
 
     def _validate_move(self, player: int, move: Items) -> None:
         check_bundle(move, self._stock)

@@ -30,14 +30,11 @@ from detente.games.base import (
     ALICE,
     BOB,
     Event,
-    Game,
-    GameConfig,
     IllegalAction,
-    Kind,
-    Phase,
     RoundOutcome,
     allocate,
 )
+from detente.games.chat import ChatConfig, ChatGame
 
 
 class Hand(StrEnum):
@@ -68,18 +65,12 @@ def beater(hand: Hand) -> Hand:
     return BEATEN_BY[hand]
 
 
-class TrustSplitConfig(GameConfig):
+class TrustSplitConfig(ChatConfig):
     """Coins per round, per-coin values of the upper/lower hand, chat quota, hand variant."""
 
     coins: int = Field(10, ge=1, description="Coins to split each round (Q).")
     high_value: float = Field(10.0, gt=0.0, description="Per-coin value of the upper hand.")
     low_value: float = Field(1.0, ge=0.0, description="Per-coin value of the lower hand.")
-    messages_per_player: int = Field(
-        1,
-        ge=0,
-        description="Messages each player sends per round, alternating, the opener first "
-        "(0 = no communication).",
-    )
     alternating_hands: bool = Field(
         False, description="Variant: the previous round's winner always loses the next round."
     )
@@ -116,29 +107,16 @@ class RoundEnd(Event):
         return not self.own_upper
 
 
-class TrustSplit(Game[TrustSplitConfig, int]):
+class TrustSplit(ChatGame[TrustSplitConfig, int]):
     """Moves are claims: the integer number of coins a player keeps, ``0..coins``."""
 
     name: ClassVar[str] = "trust-split"
     config_type: ClassVar[type[TrustSplitConfig]] = TrustSplitConfig
     reward_scale: ClassVar[float] = 100.0
-    has_messages: ClassVar[bool] = True
 
-    _first_opener: int
     _hands: tuple[Hand, Hand]
 
-    def _setup(self, rng: np.random.Generator) -> None:
-        self._first_opener = int(rng.integers(2))
-
     # ---- the current round ---------------------------------------------------------------------
-    def opener_of(self, round_index: int) -> int:
-        """Who sends the first message of a round: ``(first opener + r) mod 2``."""
-        return (self._first_opener + round_index) % 2
-
-    @property
-    def opener(self) -> int:
-        return self.opener_of(self.round)
-
     @property
     def hands(self) -> tuple[Hand, Hand]:
         """The hands of the current (last dealt) round, (Alice's, Bob's)."""
@@ -169,14 +147,6 @@ class TrustSplit(Game[TrustSplitConfig, int]):
             RoundStart(self.round, self._hands[ALICE], opener == ALICE, coins),
             RoundStart(self.round, self._hands[BOB], opener == BOB, coins),
         )
-
-    def _phases(self) -> list[Phase]:
-        opener = self.opener
-        talk = [
-            Phase(Kind.MESSAGE, ((opener + turn) % 2,))
-            for turn in range(2 * self.config.messages_per_player)
-        ]
-        return [*talk, Phase(Kind.MOVE, (ALICE, BOB))]
 
     def _validate_move(self, player: int, move: int) -> None:
         if isinstance(move, bool) or not isinstance(move, int):

@@ -1,0 +1,49 @@
+"""Games with a chat before the simultaneous move: an opener drawn once per game from its seed,
+alternating every round, then ``messages_per_player`` messages each, alternating, the opener
+first, then the move. Shared by Trust-and-Split and Deal or No Deal."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+from pydantic import Field
+
+from detente.games.base import ALICE, BOB, Game, GameConfig, Kind, MoveT, Phase
+
+
+class ChatConfig(GameConfig):
+    messages_per_player: int = Field(
+        1,
+        ge=0,
+        description="Messages each player sends per round, alternating, the opener first "
+        "(0 = no communication).",
+    )
+
+
+ChatConfigT = TypeVar("ChatConfigT", bound=ChatConfig)
+
+
+class ChatGame(Game[ChatConfigT, MoveT]):
+    """Draws the first opener in ``_setup``; ``_phases`` is the chat, then the move."""
+
+    has_messages = True
+    _first_opener: int
+
+    def _setup(self, rng: np.random.Generator) -> None:
+        self._first_opener = int(rng.integers(2))
+
+    def opener_of(self, round_index: int) -> int:
+        """Who sends the first message of a round: ``(first opener + r) mod 2``."""
+        return (self._first_opener + round_index) % 2
+
+    @property
+    def opener(self) -> int:
+        return self.opener_of(self.round)
+
+    def _phases(self) -> list[Phase]:
+        talk = [
+            Phase(Kind.MESSAGE, ((self.opener + turn) % 2,))
+            for turn in range(2 * self.config.messages_per_player)
+        ]
+        return [*talk, Phase(Kind.MOVE, (ALICE, BOB))]
