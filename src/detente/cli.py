@@ -141,6 +141,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exploit(args: argparse.Namespace) -> int:
+    """A fresh naive learner trained against a frozen target; both reward curves, plotted."""
+    from detente.config import load_config
+    from detente.evaluate.plots import plot_curves
+    from detente.evaluate.report import read_metrics
+    from detente.learn.trainer import Trainer
+
+    preset = f"{args.game}-naive-{args.scale}"
+    config = load_config(preset, [f"train.opponent={args.target}", *args.overrides])
+    run_dir = Path(args.out or f"runs/exploit-{args.game}-s{config.seed}")
+    trainer = Trainer.create(config, run_dir)
+    trainer.run()
+    lines = read_metrics(run_dir)
+    curves = {
+        "learner": [{"iteration": m["iteration"], "reward": m["reward"]} for m in lines],
+        f"target {args.target}": [
+            {"iteration": m["iteration"], "reward": m["opponent_reward"]} for m in lines
+        ],
+    }
+    plot = plot_curves(curves, "reward", run_dir / "exploit.png",
+                       f"naive learner vs {args.target}: reward per round")
+    first, last = lines[0], lines[-1]
+    print(f"learner reward per round {first['reward']:.3f} -> {last['reward']:.3f}; "
+          f"target {first['opponent_reward']:.3f} -> {last['opponent_reward']:.3f}")
+    print(f"wrote {plot}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from detente.config import preset_names
 
@@ -206,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default demo-out/GAME-MODEL-sSEED)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides for all three runs")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("exploit", help="train a fresh naive learner against a frozen target")
+    p.add_argument("--game", required=True, choices=games)
+    p.add_argument("--target", required=True, help="agent spec: bot:NAME, lm:MODEL, run:DIR")
+    p.add_argument("--scale", default="tiny", help="preset scale of the learner (tiny, smollm2)")
+    p.add_argument("--out", help="run directory (default runs/exploit-GAME-sSEED)")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    p.set_defaults(func=cmd_exploit)
 
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)

@@ -103,3 +103,18 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert metrics(killed) == metrics(whole)
+
+
+def test_exploit_cli_plots_both_players(tmp_path):
+    out = tmp_path / "exploit"
+    proc = subprocess.run(
+        [sys.executable, "-m", "detente.cli", "exploit", "--game", "ipd", "--target",
+         "bot:always-cooperate", "--out", str(out), *SMALL, "train.iterations=2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "exploit.png").stat().st_size > 1000
+    lines = metrics(out)
+    # always-cooperate earns 3 per round against cooperation and 0 against defection
+    assert all(line["opponent_reward"] <= 3.0 for line in lines)
+    assert "learner reward per round" in proc.stdout
