@@ -135,3 +135,30 @@ def test_score_with_left_padding_and_entropy(engine: Engine) -> None:
     assert padded.entropy is not None and alone.entropy is not None
     torch.testing.assert_close(padded.entropy[1, 3:], alone.entropy[0], atol=1e-5, rtol=0)
     assert bool((padded.entropy[0] > 0).all())
+
+
+def test_single_adapter_fast_path_equals_mixed_path(engine: Engine) -> None:
+    """A batch of one adapter (or of the base) runs it alone; the same rows next to another
+    adapter's row go through peft's mixed-batch forward. Both give the same replies."""
+    two_adapters(engine)
+    openings = [
+        user(f"Round {i}. Bob played {'<A>' if i % 2 else '<B>'}. Your move?") for i in range(4)
+    ]
+    for adapter in ("alice", None):
+        tag = adapter or "base"
+        fast = engine.generate(
+            [
+                request(f"f{tag}{i}", (m,), adapter, seed=i, max_new_tokens=16)
+                for i, m in enumerate(openings)
+            ]
+        )
+        mixed = engine.generate(
+            [
+                request(f"m{tag}{i}", (m,), adapter, seed=i, max_new_tokens=16)
+                for i, m in enumerate(openings)
+            ]
+            + [request(f"bob{tag}", MESSAGES, "bob", seed=9)]
+        )
+        for a, b in zip(fast, mixed, strict=False):
+            assert a.token_ids == b.token_ids
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)

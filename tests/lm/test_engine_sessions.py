@@ -193,3 +193,45 @@ def test_caches_dropped_after_a_weight_change_stay_exact(engine: Engine) -> None
     sequence = [*first.prompt_ids, *first.token_ids, *second.prompt_ids, *second.token_ids]
     teacher = teacher_logprobs(engine, sequence, "alice")
     assert second.logprobs == pytest.approx(teacher[-len(second.token_ids) :], abs=2e-4)
+
+
+def test_identical_fresh_prompts_share_one_prefill_row(engine: Engine) -> None:
+    """Rows that open with the same tokens and adapter are prefilled once and then copied; each
+    still samples with its own seed, equal to running alone, and continues exactly."""
+    engine.add_adapter("alice", r=4, alpha=8)
+    perturb_adapter(engine, "alice", seed=1)
+    adapters = [None, None, "alice", None, "alice", None]
+    batch = [request(f"s{i}", opening(0), a, seed=i) for i, a in enumerate(adapters)]
+    batch[5] = request("s5", opening(1), None, seed=5)
+    results = engine.generate(batch)
+    assert len({r.token_ids for r in results}) > 1
+    for i, (req, result) in enumerate(zip(batch, results, strict=True)):
+        (alone,) = engine.generate([request(f"a{i}", req.messages, req.adapter, seed=i)])
+        assert result.token_ids == alone.token_ids
+        assert result.logprobs == pytest.approx(alone.logprobs, abs=1e-5)
+    follow = [
+        request(r.session_id, extend(r.messages, res, "Go on."), r.adapter, seed=7)
+        for r, res in zip(batch, results, strict=True)
+    ]
+    for req, first, second in zip(follow, results, engine.generate(follow), strict=True):
+        assert_matches_teacher(engine, req.session_id, req.adapter, [first, second])
+
+
+def test_rows_stopping_at_different_steps_compact_the_batch(engine: Engine) -> None:
+    """Most rows stop early (the batch is compacted, more than once); the caches of rows that
+    stopped before a compaction stay valid for their next turn."""
+    budgets = [1, 1, 1, 1, 1, 2, 3, 12, 30, 30]
+    chats = {f"s{i}": opening(i) for i in range(len(budgets))}
+    history: dict[str, list[GenerationResult]] = {s: [] for s in chats}
+    for turn in range(2):
+        batch = [
+            request(s, chats[s], seed=10 * turn + i, max_new_tokens=budgets[i - turn])
+            for i, s in enumerate(chats)
+        ]
+        for req, result in zip(batch, engine.generate(batch), strict=True):
+            history[req.session_id].append(result)
+            chats[req.session_id] = extend(req.messages, result, "Go on.")
+    assert any(len(h[0].token_ids) == 1 for h in history.values())
+    assert any(len(h[0].token_ids) > 6 for h in history.values())
+    for session, results in history.items():
+        assert_matches_teacher(engine, session, None, results)

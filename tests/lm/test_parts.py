@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -9,11 +11,13 @@ from hypothesis import strategies as st
 
 from detente.lm.chat import ChatFormat
 from detente.lm.constrain import TokenTrie, TrieWalk
-from detente.lm.kv import attention_bias, batch_cache, crop, kv_length
-from detente.lm.sampling import draw, sampling_logprobs
+from detente.lm.kv import BatchKV, attention_bias, crop, kv_length, layout
+from detente.lm.sampling import draw_tokens, request_uniforms, sampling_logprobs
 from detente.lm.tiny import build_untrained
 from detente.lm.tokenizer import SPECIAL_TOKENS, train_tokenizer
 from detente.lm.types import SamplingParams
+
+from .helpers import synthetic_chats
 
 
 @settings(max_examples=50, deadline=None)
@@ -42,8 +46,42 @@ def test_distribution_mask_greedy_and_draws() -> None:
     assert torch.isinf(logp[0, [1, 3]]).all()
     torch.testing.assert_close(logp[0, [0, 2]], torch.log_softmax(torch.tensor([1.0, 2.0]), 0))
     assert logp[1].tolist() == [float("-inf"), 0.0, float("-inf"), float("-inf")]
-    first = [draw(logp[0], torch.Generator().manual_seed(5)) for _ in range(3)]
+    uniforms = request_uniforms(torch.Generator().manual_seed(5), 3)
+    assert torch.equal(uniforms, request_uniforms(torch.Generator().manual_seed(5), 3))
+    first = draw_tokens(logp[[0, 0, 0]], uniforms[[0, 0, 0]]).tolist()
     assert len(set(first)) == 1 and first[0] in (0, 2)
+    # Removed tokens are never drawn, at either end of the uniform's range.
+    edges = torch.tensor([0.0, 1.0 - 2**-53, 0.5], dtype=torch.float64)
+    for row in logp:
+        drawn = draw_tokens(row.expand(3, -1), edges)
+        assert torch.isfinite(row[drawn]).all()
+    assert draw_tokens(logp[[1]], edges[[1]]).tolist() == [1]  # greedy: the argmax
+
+
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.7, 0.8)])
+def test_draws_follow_the_distribution(temperature: float, top_p: float) -> None:
+    """Chi-square goodness of fit of inverse-CDF draws on a small vocabulary."""
+    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0, 1.0, -3.0]])
+    logp = sampling_logprobs(logits, torch.tensor([temperature]), torch.tensor([top_p]))[0]
+    n = 20_000
+    uniforms = request_uniforms(torch.Generator().manual_seed(11), n)
+    counts = torch.bincount(draw_tokens(logp.expand(n, -1), uniforms), minlength=6).double()
+    expected = logp.exp().double() * n
+    kept = expected > 0
+    assert counts[~kept].sum() == 0
+    chi2 = float(((counts[kept] - expected[kept]) ** 2 / expected[kept]).sum())
+    dof = int(kept.sum()) - 1
+    critical = {5: 20.52, 4: 18.47, 3: 16.27, 2: 13.82, 1: 10.83}[dof]  # p = 0.001
+    assert chi2 < critical
+
+
+def test_draws_of_a_row_do_not_depend_on_other_rows() -> None:
+    logits = torch.randn(5, 30, generator=torch.Generator().manual_seed(0))
+    logp = sampling_logprobs(logits, torch.ones(5), torch.full((5,), 0.9))
+    uniforms = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    together = draw_tokens(logp, uniforms)
+    alone = torch.cat([draw_tokens(logp[[i]], uniforms[[i]]) for i in range(5)])
+    assert torch.equal(together, alone)
 
 
 def test_sampling_params_are_validated() -> None:
@@ -69,23 +107,42 @@ def test_trie_walk_and_prefix_errors() -> None:
             TokenTrie(bad)
 
 
-def test_batch_cache_left_pads_and_bias_never_empties_a_row() -> None:
-    def kv(n: int, fill: float):
-        return [(torch.full((1, 2, n, 3), fill), torch.full((1, 2, n, 3), -fill))] * 2
+def test_layout_keeps_every_row_contiguous() -> None:
+    lengths, cached = [10, 4, 9, 3], [9, 0, 2, 0]
+    keep, width = layout(lengths, cached)
+    assert width == 7  # row 2 feeds 7 uncached tokens
+    assert keep == [3, 0, 2, 0]  # row 0 re-feeds 6 cached tokens instead of padding
+    for n, k in zip(lengths, keep, strict=True):
+        assert k == 0 or n - k == width  # cache then feed, with no gap between
 
-    cache, valid = batch_cache([kv(2, 1.0), None, kv(4, 2.0)], torch.device("cpu"))
-    assert valid.tolist() == [[False, False, True, True], [False] * 4, [True] * 4]
-    keys = cache.layers[0].keys
-    assert keys.shape == (3, 2, 4, 3)
-    assert keys[0, :, :2].abs().sum() == 0 and (keys[0, :, 2:] == 1).all()
-    assert kv_length(crop(kv(4, 1.0), 1)) == 1
-    full = torch.cat([valid, torch.tensor([[False, True]] * 3)], dim=1)  # 1 pad + 1 real query
-    bias = attention_bias(full, 2, torch.float32)
+
+def test_batch_kv_pads_writes_in_place_and_bias_never_empties_a_row() -> None:
+    def kv(n: int, fill: float) -> torch.Tensor:
+        return torch.full((2, 2, 3, n, 4), fill)  # [layers, keys/values, heads, n, head_dim]
+
+    cache = BatchKV(2, [kv(2, 1.0), None, kv(4, 2.0)], columns=4, capacity=7)
+    assert cache.data is not None and cache.data.shape == (2, 2, 3, 3, 7, 4)
+    assert cache.get_seq_length() == 4
+    assert cache.data[:, :, 0, :, :2].abs().sum() == 0 and (cache.data[:, :, 0, :, 2:4] == 1).all()
+    assert cache.data[:, :, 1, :, :4].abs().sum() == 0
+    new = torch.full((3, 3, 2, 4), 5.0)
+    for layer in range(2):
+        keys, values = cache.update(new, -new, layer)
+        assert keys.shape == (3, 3, 6, 4) and (values[:, :, 4:] == -5).all()
+    assert cache.length == 6
+    row = cache.row(0, start=2)
+    assert kv_length(row) == 4 and (row[:, 0, :, :2] == 1).all() and (row[:, 0, :, 2:] == 5).all()
+    assert kv_length(crop(row, 1)) == 1
+    cache.select(torch.tensor([2]))
+    assert cache.data.shape[2] == 1 and (row[:, 0, :, 2:] == 5).all()  # views keep their data
+
+    valid = torch.arange(6)[None] >= torch.tensor([[2], [5], [0]])  # row 1: 1 real query
+    bias = attention_bias(valid, 2, torch.float32)
     assert bias.shape == (3, 1, 2, 6)
     allowed = bias[:, 0] == 0
     assert allowed.any(-1).all()  # every query row attends to something
     assert allowed[1, 0].tolist() == [False] * 4 + [True, False]  # the padding query: itself only
-    assert allowed[0, 1].tolist() == [False, False, True, True, False, True]
+    assert allowed[0, 0].tolist() == [False, False, True, True, True, False]
 
 
 def test_tokenizer_special_tokens_template_and_determinism(tokenizer) -> None:
@@ -109,6 +166,36 @@ def test_chat_format_needs_a_template(tokenizer) -> None:
     bare.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
         ChatFormat(bare)
+
+
+# Extends shorter chats (prefix-stable) but numbers turns, so a turn's text depends on its place.
+NUMBERED_TEMPLATE = (
+    "{% for m in messages %}[{{ loop.index }}]<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+    "<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}[{{ messages|length + 1 }}]<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_render_tail_and_encode_batch_agree_with_whole_renders(tokenizer) -> None:
+    chat = ChatFormat(tokenizer)
+    assert chat.local
+    checked = 0
+    for full in synthetic_chats(20, seed=3):
+        messages = full[: max(i for i, m in enumerate(full) if m["role"] == "user") + 1]
+        for start, message in enumerate(messages):
+            if message["role"] == "assistant":
+                head = chat.render(messages[:start], generation_prompt=False)
+                assert head + chat.render_tail(messages, start) == chat.render(messages)
+                checked += 1
+    assert checked > 20
+    texts = [chat.render(m) for m in synthetic_chats(10, seed=4)] + ["", "é 😀 <|im_end|>"]
+    assert chat.encode_batch(texts) == [chat.encode(t) for t in texts]
+    assert chat.encode_batch(texts[::-1]) == [chat.encode(t) for t in texts[::-1]]  # memoised
+
+    numbered = copy.deepcopy(tokenizer)
+    numbered.chat_template = NUMBERED_TEMPLATE
+    chat = ChatFormat(numbered)
+    assert not chat.local and chat.render_tail(messages, 2) is None
 
 
 def test_tiny_model_is_small_and_deterministic(tokenizer) -> None:

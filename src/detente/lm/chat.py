@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 _MARK = "\x00detente-reply\x00"
 # Stands in for a chat's earlier messages when only its new messages are rendered.
 _ANCHOR = ({"role": "system", "content": "S"}, {"role": "user", "content": "U"})
+_MEMO_SIZE = 16384
 
 
 class ChatFormat:
@@ -29,6 +30,10 @@ class ChatFormat:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("the tokenizer has no chat template")
         self.tokenizer = tokenizer
+        # Memos of pure functions of their keys (renderings and tokenisations repeat a lot
+        # across games), each cleared when it reaches ``_MEMO_SIZE`` entries.
+        self._encoded: dict[str, tuple[int, ...]] = {}
+        self._tails: dict[tuple[tuple[tuple[str, str], ...], ...], str | None] = {}
         self.end_of_turn = self._find_end_of_turn()
         eos = tokenizer.eos_token_id
         self.stop_ids: frozenset[int] = frozenset(
@@ -58,12 +63,14 @@ class ChatFormat:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """:meth:`encode` of each text, in one tokenizer call."""
-        if not texts:
-            return []
-        return [
-            list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        ]
+        """:meth:`encode` of each text: texts not seen lately in one tokenizer call."""
+        new = list(dict.fromkeys(t for t in texts if t not in self._encoded))
+        if new:
+            if len(self._encoded) + len(new) > _MEMO_SIZE:
+                self._encoded.clear()
+            ids = self.tokenizer(new, add_special_tokens=False)["input_ids"]
+            self._encoded.update(zip(new, map(tuple, ids), strict=True))
+        return [list(self._encoded[t]) for t in texts]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` verbatim (special tokens kept, spaces untouched)."""
@@ -130,8 +137,14 @@ class ChatFormat:
 
     def _tail(self, messages: Sequence[dict[str, str]], start: int) -> str | None:
         """``messages[start:]`` rendered after the stand-in prefix, without that prefix."""
-        text = self.render([*_ANCHOR, *messages[start:]])
-        return text[len(self._anchor_text) :] if text.startswith(self._anchor_text) else None
+        key = tuple(tuple(m.items()) for m in messages[start:])
+        if key not in self._tails:
+            if len(self._tails) >= _MEMO_SIZE:
+                self._tails.clear()
+            text = self.render([*_ANCHOR, *messages[start:]])
+            anchor = self._anchor_text
+            self._tails[key] = text[len(anchor) :] if text.startswith(anchor) else None
+        return self._tails[key]
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id

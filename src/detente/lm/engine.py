@@ -107,7 +107,8 @@ class Engine:
         max_cache_tokens: int | None = None,
     ) -> None:
         """``max_cache_tokens`` bounds the KV cache kept across sessions; past it, the least
-        recently used sessions drop their cache (kept ids are re-encoded on their next call)."""
+        recently used sessions drop their cache (kept ids are re-encoded on their next call).
+        Caches are views into their batch's buffer, which is freed with its last view."""
         self.device = torch.device(device)
         self._num_layers: int = model.config.get_text_config().num_hidden_layers
         model.to(self.device)
@@ -266,6 +267,7 @@ class Engine:
         return results
 
     def _row(self, request: GenerationRequest, turn: Turn) -> _Row:
+        """A request's decoding state: its budget, reply constraint and seeded uniforms."""
         walk, replies = None, None
         budget = request.sampling.max_new_tokens
         if request.allowed_replies is not None:

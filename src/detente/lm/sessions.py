@@ -59,11 +59,6 @@ class Turn:
     def prompt_ids(self) -> list[int]:
         return self.ids[self.turn_start :]
 
-    @property
-    def feed(self) -> list[int]:
-        """Tokens the model has not processed yet (always at least one)."""
-        return self.ids[kv_length(self.kv) :]
-
 
 def plan_turns(
     sessions: Sequence[Session | None], requests: Sequence[GenerationRequest], chat: ChatFormat
@@ -93,6 +88,7 @@ class _Plan:
 
 
 def _plan(session: Session | None, request: GenerationRequest, chat: ChatFormat) -> _Plan:
+    """The turn of ``request`` before its new text is encoded (checks the request first)."""
     if session is None:
         text = chat.render(request.messages)
         return _Plan(Turn(ids=[], turn_start=0, kv=None, prompt_text=text), text)
@@ -124,7 +120,7 @@ def _plan(session: Session | None, request: GenerationRequest, chat: ChatFormat)
         stop_text = chat.decode([session.stop])
         if rest.startswith(stop_text):
             rest = rest[len(stop_text) :]
-    turn = Turn(ids=list(session.ids), turn_start=len(session.ids), kv=session.kv, prompt_text=text)
+    turn = Turn(ids=session.ids, turn_start=len(session.ids), kv=session.kv, prompt_text=text)
     return _Plan(turn, rest)
 
 
