@@ -34,6 +34,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.rollout_throughput
+	$(BIN)/python -m benchmarks.train_throughput
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -126,7 +126,7 @@ def plan_for(model: str, quick: bool) -> Plan:
             model=model,
             style="full",
             concurrency={"ipd": (8, 16), "trust-split": (4, 8)},
-            rounds=5,
+            rounds=4,
             naive_games=1,
             scaling_games=0,
             scaling_rounds=(),
@@ -165,7 +165,7 @@ def rollout(policy: Policy, game: str, games: int, rounds: int, style: str, seed
     return Run(seconds, games, tokens, sum(t.invalid for t in turns) / len(turns))
 
 
-def measure(plan: Plan, log: bool = True) -> tuple[list[dict], list[dict]]:
+def measure(plan: Plan) -> tuple[list[dict], list[dict]]:
     """Throughput rows (engine vs naive) and the rounds series of one model."""
     start = time.perf_counter()
     engine = load_engine(plan.model)
@@ -176,8 +176,7 @@ def measure(plan: Plan, log: bool = True) -> tuple[list[dict], list[dict]]:
     )
     fast = LMPolicy(batcher, ADAPTER, "engine")
     naive = NaivePolicy(engine, ADAPTER, budgets)
-    if log:
-        print(f"[{plan.model}] loaded in {time.perf_counter() - start:.1f}s", flush=True)
+    print(f"[{plan.model}] loaded in {time.perf_counter() - start:.1f}s", flush=True)
     seed = 1000
     throughput = []
     for game, sizes in plan.concurrency.items():
@@ -200,18 +199,17 @@ def measure(plan: Plan, log: bool = True) -> tuple[list[dict], list[dict]]:
                     "naive_seconds": slow.seconds,
                     "naive_tokens_per_s": slow.tokens_per_s,
                     "naive_games_per_s": slow.games_per_s,
+                    "naive_invalid_rate": slow.invalid_rate,
                     "speedup_games_per_s": run.games_per_s / slow.games_per_s,
                     "speedup_tokens_per_s": run.tokens_per_s / slow.tokens_per_s,
                 }
             )
-            if log:
-                row = throughput[-1]
-                print(
-                    f"[{plan.model}] {game} x{games}: engine {run.seconds:.1f}s, naive "
-                    f"{slow.seconds:.1f}s for {slow.games} games, "
-                    f"speedup {row['speedup_games_per_s']:.1f}x",
-                    flush=True,
-                )
+            print(
+                f"[{plan.model}] {game} x{games}: engine {run.seconds:.1f}s, naive "
+                f"{slow.seconds:.1f}s for {slow.games} games, "
+                f"speedup {throughput[-1]['speedup_games_per_s']:.1f}x",
+                flush=True,
+            )
     scaling = []
     for rounds in plan.scaling_rounds:
         run = rollout(fast, "ipd", plan.scaling_games, rounds, plan.style, seed)
@@ -226,8 +224,7 @@ def measure(plan: Plan, log: bool = True) -> tuple[list[dict], list[dict]]:
                 "new_tokens": run.new_tokens,
             }
         )
-        if log:
-            print(f"[{plan.model}] ipd x{plan.scaling_games}, {rounds} rounds: {run.seconds:.2f}s")
+        print(f"[{plan.model}] ipd x{plan.scaling_games}, {rounds} rounds: {run.seconds:.2f}s")
     return throughput, scaling
 
 

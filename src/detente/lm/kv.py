@@ -92,7 +92,8 @@ class BatchKV(Cache):
         # masked keys still enter the attention product (where NaN garbage would leak).
         for row, kv in enumerate(caches):
             length = kv_length(kv)
-            self.data[:, :, row, :, : columns - length].zero_()
+            if length < columns:
+                self.data[:, :, row, :, : columns - length].zero_()
             if kv is not None and length > 0:
                 self.data[:, :, row, :, columns - length : columns] = kv
 
