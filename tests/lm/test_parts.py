@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from detente.lm.chat import ChatFormat
 from detente.lm.constrain import TokenTrie, TrieWalk
-from detente.lm.kv import BatchKV, attention_bias, crop, kv_length, layout
+from detente.lm.kv import BatchKV, BufferPool, attention_bias, crop, kv_length, layout
 from detente.lm.sampling import draw_tokens, request_uniforms, sampling_logprobs
 from detente.lm.tiny import build_untrained
 from detente.lm.tokenizer import SPECIAL_TOKENS, train_tokenizer
@@ -166,6 +166,23 @@ def test_chat_format_needs_a_template(tokenizer) -> None:
     bare.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
         ChatFormat(bare)
+
+
+def test_buffer_pool_reuses_only_memory_no_cache_views() -> None:
+    pool = BufferPool(keep=2)
+    like = torch.zeros(1)
+    with torch.inference_mode():  # as in the engine: views there do not record their base
+        first = pool.empty((2, 3), like, in_use=set())
+        view = first[1:, 1:]
+        busy = {BufferPool.memory(view)}
+        second = pool.empty((2, 3), like, in_use=busy)
+        assert BufferPool.memory(second) != BufferPool.memory(first)
+        third = pool.empty((3, 2), like, in_use={BufferPool.memory(second)})
+        assert BufferPool.memory(third) == BufferPool.memory(first)  # free again: reused
+        bigger = pool.empty((100,), like, in_use=set())
+        assert bigger.shape == (100,) and BufferPool.memory(bigger) not in {
+            BufferPool.memory(t) for t in (first, second)
+        }
 
 
 # Extends shorter chats (prefix-stable) but numbers turns, so a turn's text depends on its place.

@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 from detente.lm.adapters import AdapterSet
 from detente.lm.chat import ChatFormat
 from detente.lm.constrain import TokenTrie, TrieWalk
-from detente.lm.kv import KV, BatchKV, attention_bias, crop, kv_length, layout
+from detente.lm.kv import KV, BatchKV, BufferPool, attention_bias, crop, kv_length, layout
 from detente.lm.sampling import draw_tokens, request_uniforms, sampling_logprobs
 from detente.lm.sessions import Session, Turn, plan_turns
 from detente.lm.types import GenerationRequest, GenerationResult
@@ -119,6 +119,7 @@ class Engine:
         self.adapters = AdapterSet(model)
         self.max_cache_tokens = max_cache_tokens
         self._sessions: dict[str, Session] = {}
+        self._buffers = BufferPool()
         self._tries: dict[tuple[str, ...], tuple[TokenTrie, dict[tuple[int, ...], str]]] = {}
         self._clock = 0
 
@@ -355,6 +356,7 @@ class Engine:
             [crop(rows[b].turn.kv, keep[b]) if keep[b] else None for b in unique],
             columns,
             capacity=columns + width + max(row.budget for row in rows) - 1,
+            empty=self._empty,
         )
         input_ids = torch.tensor(
             [
@@ -377,6 +379,14 @@ class Engine:
             cache.select(index)
             logits = logits[index]
         return cache, logits, starts
+
+    def _empty(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """A batch buffer; on CPU in the memory of an earlier one that no session views (the
+        CUDA caching allocator already reuses memory)."""
+        if self.device.type != "cpu":
+            return like.new_empty(shape)
+        in_use = {BufferPool.memory(s.kv) for s in self._sessions.values() if s.kv is not None}
+        return self._buffers.empty(shape, like, in_use)
 
     def _forward(
         self,

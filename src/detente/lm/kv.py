@@ -2,7 +2,8 @@
 
 A session's cache is one tensor [layers, 2, kv_heads, length, head_dim] (keys and values of
 every layer, unpadded), normally a view into the buffer of the batch that produced it: a row is
-committed without a copy, and the buffer is freed once no session holds a view into it.
+committed without a copy, and the buffer is freed (or, from a :class:`BufferPool`, reused) once
+no session holds a view into it.
 
 A batch is laid out so that every row's real tokens are contiguous and end at the last column:
 row b's tokens occupy columns [start_b, columns). Rows are left-padded before ``start_b`` only;
@@ -16,7 +17,8 @@ attention.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 from torch import Tensor
@@ -63,11 +65,54 @@ def attention_bias(valid: Tensor, query_length: int, dtype: torch.dtype) -> Tens
     return bias.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
+Empty = Callable[[tuple[int, ...], Tensor], Tensor]
+"""Makes an uninitialised tensor of a shape, with the dtype and device of a sample tensor."""
+
+
+def _empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    return like.new_empty(shape)
+
+
+class BufferPool:
+    """Reuses the memory of batch buffers that no session views any more.
+
+    Fresh CPU memory costs a page fault per page on first touch (and the kernel's zeroing),
+    several times the cost of copying the caches in; freeing it costs again. The pool keeps the
+    ``keep`` most recent buffers, each made with some ``headroom``, so that the next batch, a
+    little longer, fits in one that the previous batch's sessions have left.
+    """
+
+    def __init__(self, keep: int = 2, headroom: float = 1.25) -> None:
+        self.keep, self.headroom = keep, headroom
+        self._buffers: list[Tensor] = []
+
+    def empty(self, shape: tuple[int, ...], like: Tensor, in_use: Collection[int]) -> Tensor:
+        """A tensor of ``shape``, in a kept buffer that fits and is not ``in_use`` (the
+        :meth:`memory` of every cache still held), else in a new one."""
+        need = math.prod(shape)
+        free = [
+            b
+            for b in self._buffers
+            if self.memory(b) not in in_use
+            and b.numel() >= need
+            and (b.dtype, b.device) == (like.dtype, like.device)
+        ]
+        buffer = free[0] if free else like.new_empty(int(need * self.headroom))
+        others = [b for b in self._buffers if b is not buffer]
+        self._buffers = [*others[max(0, len(others) - self.keep + 1) :], buffer]
+        return buffer[:need].view(shape)
+
+    @staticmethod
+    def memory(tensor: Tensor) -> int:
+        """Which memory a tensor (or any view of it) lives in: its storage's address."""
+        return tensor.untyped_storage().data_ptr()
+
+
 class BatchKV(Cache):
     """The KV cache of one batch: a buffer written in place, one column per fed token.
 
     ``caches[b]`` (or None) is copied right-aligned before column ``columns``, the number of
-    cache columns. ``capacity`` bounds the columns ever written.
+    cache columns. ``capacity`` bounds the columns ever written; ``empty`` makes the buffer.
     """
 
     def __init__(
@@ -76,10 +121,11 @@ class BatchKV(Cache):
         caches: Sequence[KV | None],
         columns: int,
         capacity: int,
+        empty: Empty = _empty,
     ) -> None:
         self.layers: list[_BufferLayer]
         super().__init__(layers=[_BufferLayer(self, i) for i in range(num_layers)])
-        self.capacity = capacity
+        self.capacity, self.empty = capacity, empty
         self.data: Tensor | None = None
         for layer in self.layers:
             layer.length = columns
@@ -87,7 +133,7 @@ class BatchKV(Cache):
         if sample is None:
             return
         layers, _, heads, _, head_dim = sample.shape
-        self.data = sample.new_empty(layers, 2, len(caches), heads, capacity, head_dim)
+        self.data = empty((layers, 2, len(caches), heads, capacity, head_dim), sample)
         # Columns from ``columns`` on are written before they are read; padding is zeroed, as
         # masked keys still enter the attention product (where NaN garbage would leak).
         for row, kv in enumerate(caches):
@@ -117,7 +163,7 @@ class BatchKV(Cache):
         if keys.shape != values.shape:
             raise ValueError("the engine's KV buffer needs keys and values of one shape")
         batch, heads, _, head_dim = keys.shape
-        self.data = keys.new_empty(len(self.layers), 2, batch, heads, self.capacity, head_dim)
+        self.data = self.empty((len(self.layers), 2, batch, heads, self.capacity, head_dim), keys)
 
 
 class _BufferLayer(CacheLayerMixin):
