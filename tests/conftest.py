@@ -1,8 +1,41 @@
-"""Tests run offline; models build into $DETENTE_CACHE (CI sets it inside the clone)."""
+"""Tests run offline; models build into $DETENTE_CACHE (CI sets it inside the clone).
+
+Shared fixtures: the overrides that make a training run of the embedded test model take
+seconds, and one such run, trained once per session.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    """Config overrides for a seconds-long run of the embedded ``tiny-test`` model."""
+    return [
+        "model.name=tiny-test",
+        "train.games_per_iteration=8",
+        "game.options.rounds=3",
+        "train.minibatch_sequences=8",
+        "train.lr=0.01",
+    ]
+
+
+@pytest.fixture(scope="session")
+def trained_ipd_run(tmp_path_factory: pytest.TempPathFactory, tiny_overrides: list[str]) -> Path:
+    """A finished 2-iteration IPD run (Advantage Alignment, a pool snapshot every iteration)."""
+    from detente.config import load_config
+    from detente.learn.trainer import Trainer
+
+    config = load_config(
+        "ipd-adalign-tiny", [*tiny_overrides, "train.iterations=2", "pool.every=1"]
+    )
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    Trainer.create(config, run_dir).run(progress=False)
+    return run_dir

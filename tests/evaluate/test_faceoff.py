@@ -1,18 +1,27 @@
-"""Face-off: the matrix, its JSON, the CLI, and SPEC §1 reference payoffs through the runner."""
+"""Face-off: the matrix, its JSON, the CLI, SPEC §1 reference payoffs through the runner, and a
+trained tiny run against bots."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from peft.utils import load_peft_weights
 
+from detente.cli import main
 from detente.evaluate.faceoff import faceoff
 from detente.evaluate.stats import mean_ci95
+from detente.games import make_config
+from detente.policies.agents import make_agent
 from detente.policies.bots import make_bot
+from detente.policies.lm import LMPolicy
 from detente.protocol import make_protocol
+from detente.rollout.records import GameRecord, Turn
 
 
 def run_faceoff(game: str, bots: list[str], games: int = 40):
@@ -37,9 +46,23 @@ def test_ci_matches_student_t():
 def test_cli_json_format(tmp_path):
     out = tmp_path / "f.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "detente.cli", "faceoff", "--game", "ipd", "--agents",
-         "bot:tit-for-tat,bot:always-defect,bot:random", "--games", "10", "--json", str(out)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "detente.cli",
+            "faceoff",
+            "--game",
+            "ipd",
+            "--agents",
+            "bot:tit-for-tat,bot:always-defect,bot:random",
+            "--games",
+            "10",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "bot:always-defect" in proc.stdout
     data = json.loads(out.read_text())
@@ -52,6 +75,70 @@ def test_cli_json_format(tmp_path):
 def test_cli_bad_agent_is_a_clear_error():
     proc = subprocess.run(
         [sys.executable, "-m", "detente.cli", "faceoff", "--game", "ipd", "--agents", "bot:nope"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2 and "no bot 'nope'" in proc.stderr
+
+
+BOTS = ("bot:tit-for-tat", "bot:always-defect")
+
+
+def _turns(records: list[GameRecord], agent: str) -> list[Turn]:
+    return [t for r in records for s in r.seats if s.agent == agent for t in s.turns]
+
+
+def _loaded_weights(policy: LMPolicy, folder: Path) -> dict[str, torch.Tensor]:
+    """The adapter weights that ``policy`` samples with, as the engine holds them."""
+    assert policy.adapter is not None
+    policy.batcher.engine.save_adapter(policy.adapter, folder)
+    return load_peft_weights(str(folder))
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_trained_run_against_bots(trained_ipd_run, tmp_path):
+    run = trained_ipd_run
+    latest, first = (make_agent(spec, "ipd") for spec in (f"run:{run}", f"run:{run}@1"))
+    assert isinstance(latest, LMPolicy) and isinstance(first, LMPolicy)
+    checkpoint = load_peft_weights(str(run / "checkpoints" / "iter-000002" / "adapter"))
+    snapshot = load_peft_weights(str(run / "pool" / "pool-000001"))
+    assert _same_weights(_loaded_weights(latest, tmp_path / "latest"), checkpoint)
+    assert _same_weights(_loaded_weights(first, tmp_path / "first"), snapshot)
+    assert not _same_weights(checkpoint, snapshot)
+    with pytest.raises(ValueError, match="no adapter of iteration 7; available: 1, 2$"):
+        make_agent(f"run:{run}@7", "ipd")
+
+    config, protocol = make_config("ipd", {"rounds": 3}), make_protocol("ipd", "compact")
+    bots = [make_agent(spec, "ipd") for spec in BOTS]
+    _, trained = faceoff("ipd", [latest, *bots], protocol, 2, config=config)
+    _, base = faceoff("ipd", [make_agent("lm:tiny-test", "ipd"), *bots], protocol, 2, config=config)
+    # The same seeds and base model: only the loaded adapter can change the run's replies.
+    pairs = list(zip(_turns(trained, latest.name), _turns(base, "lm:tiny-test"), strict=True))
+    assert any(
+        t.token_ids != u.token_ids or not np.allclose(t.logprobs, u.logprobs, atol=0.05)
+        for t, u in pairs
+    )
+
+
+def test_cli_faceoff_of_a_trained_run(trained_ipd_run, tmp_path, capsys):
+    out = tmp_path / "faceoff.json"
+    agents = ",".join((f"run:{trained_ipd_run}", *BOTS))
+    args = ["faceoff", "--game", "ipd", "--agents", agents, "--games", "3", "--style", "compact"]
+    assert main([*args, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["agents"] == agents.split(",") and data["games"] == 3
+    for matrix in (data["mean_reward"], data["ci95"], *data["measures"].values()):
+        assert len(matrix) == 3 and all(len(row) == 3 for row in matrix)
+    assert all(v is not None for row in data["measures"]["coop_rate"] for v in row)
+    # bot against bot, 10 rounds: tit-for-tat is exploited once, then both defect
+    bot_cells = [row[1:] for row in data["mean_reward"][1:]]
+    assert np.allclose(bot_cells, [[3.0, 0.9], [1.4, 1.0]])
+    assert np.allclose([row[1:] for row in data["ci95"][1:]], 0.0)
+    # against always-defect every round pays S = 0 or P = 1; always-defect earns P = 1 or T = 5
+    assert 0.0 <= data["mean_reward"][0][2] <= 1.0 <= data["mean_reward"][2][0] <= 5.0
+
+    assert main(["faceoff", "--game", "ipd", "--agents", f"run:{trained_ipd_run}@9,bot:grim"]) == 2
+    assert "no adapter of iteration 9; available: 1, 2" in capsys.readouterr().err

@@ -14,11 +14,8 @@ import pytest
 
 from detente.config import load_config
 from detente.learn.trainer import LIVE, RunDirError, Trainer
+from detente.rollout.records import read_records
 
-SMALL = [
-    "model.name=tiny-test", "train.games_per_iteration=8", "game.options.rounds=3",
-    "train.minibatch_sequences=8", "train.lr=0.01",
-]
 TIMING = {"rollout_s", "update_s", "tokens_per_s"}
 
 
@@ -27,8 +24,8 @@ def metrics(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
 
 
-def test_run_directory_is_complete_and_never_overwritten(tmp_path):
-    config = load_config("ipd-naive-tiny", [*SMALL, "train.iterations=2"])
+def test_run_directory_is_complete_and_never_overwritten(tmp_path, tiny_overrides):
+    config = load_config("ipd-naive-tiny", [*tiny_overrides, "train.iterations=2"])
     trainer = Trainer.create(config, tmp_path / "run")
     trainer.run(progress=False)
     run = tmp_path / "run"
@@ -36,21 +33,54 @@ def test_run_directory_is_complete_and_never_overwritten(tmp_path):
     assert (run / "checkpoints" / "latest").read_text() == "iter-000002"
     assert (run / "checkpoints" / "iter-000002" / "adapter" / "adapter_config.json").is_file()
     assert sorted(p.name for p in (run / "transcripts").iterdir()) == [
-        "iter-000000.jsonl.gz", "iter-000001.jsonl.gz"
+        "iter-000000.jsonl.gz",
+        "iter-000001.jsonl.gz",
     ]
     line = metrics(run)[0]
-    for key in ("reward", "collective_reward", "coop_rate", "p_coop_after_c", "invalid_rate",
-                "loss", "pg", "kl", "entropy", "grad_norm", "mean_ratio", "action_tokens"):
+    for key in (
+        "reward",
+        "collective_reward",
+        "coop_rate",
+        "p_coop_after_c",
+        "invalid_rate",
+        "loss",
+        "pg",
+        "kl",
+        "entropy",
+        "grad_norm",
+        "mean_ratio",
+        "action_tokens",
+    ):
         assert key in line, key
     assert line["grad_norm"] > 0
     with pytest.raises(RunDirError, match="not empty"):
         Trainer.create(config, run)
 
 
-def test_opponent_pool_seats_and_learners(tmp_path):
+def test_constrained_moves_are_scored_under_their_mask(tmp_path, tiny_overrides):
+    """With ``invalid.constrain_moves`` every move is sampled from the model restricted to the
+    legal replies; the trainer scores it under the same restriction, so before the step the
+    importance ratio is 1 (scored over the whole vocabulary it would be p / p_masked < 1)."""
+    config = load_config(
+        "ipd-naive-tiny", [*tiny_overrides, "train.iterations=1", "invalid.constrain_moves=true"]
+    )
+    trainer = Trainer.create(config, tmp_path / "run")
+    line = trainer.iteration(0)
+    (records,) = [read_records(p) for p in (tmp_path / "run" / "transcripts").iterdir()]
+    turns = [t for r in records for s in r.seats for t in s.turns]
+    assert turns and all(t.constrained and not t.invalid_attempts for t in turns)
+    for turn in turns:
+        assert len(turn.allowed) == len(turn.token_ids) == 2  # the move, then end of turn
+        assert len(turn.allowed[0]) == 2 and len(turn.allowed[1]) == 1
+        assert turn.token_ids[0] in turn.allowed[0]
+    assert line["mean_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert line["constrained_rate"] == 1.0 and line["invalid_rate"] == 0.0
+
+
+def test_opponent_pool_seats_and_learners(tmp_path, tiny_overrides):
     config = load_config(
         "ipd-adalign-tiny",
-        [*SMALL, "train.iterations=2", "pool.every=1", "pool.p_past=1.0"],
+        [*tiny_overrides, "train.iterations=2", "pool.every=1", "pool.p_past=1.0"],
     )
     trainer = Trainer.create(config, tmp_path / "run")
     trainer.iteration(0)
@@ -66,9 +96,10 @@ def test_opponent_pool_seats_and_learners(tmp_path):
     assert stats.action_tokens == expected
 
 
-def test_fixed_opponent_for_exploitability(tmp_path):
+def test_fixed_opponent_for_exploitability(tmp_path, tiny_overrides):
     config = load_config(
-        "ipd-naive-tiny", [*SMALL, "train.iterations=1", "train.opponent=bot:always-defect"]
+        "ipd-naive-tiny",
+        [*tiny_overrides, "train.iterations=1", "train.opponent=bot:always-defect"],
     )
     trainer = Trainer.create(config, tmp_path / "run")
     records = trainer.rollout(0)
@@ -78,17 +109,31 @@ def test_fixed_opponent_for_exploitability(tmp_path):
     assert line["opponent_reward"] >= 1.0  # always-defect never gets less than P = 1
 
 
-def _train_cli(run_dir: Path, iterations: int) -> subprocess.Popen:
-    args = [sys.executable, "-m", "detente.cli", "train", "ipd-adalign-tiny", *SMALL,
-            f"train.iterations={iterations}", "pool.every=2", "--out", str(run_dir)]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+def _train_cli(run_dir: Path, iterations: int, overrides: list[str]) -> subprocess.Popen:
+    args = [
+        sys.executable,
+        "-m",
+        "detente.cli",
+        "train",
+        "ipd-adalign-tiny",
+        *overrides,
+        f"train.iterations={iterations}",
+        "pool.every=2",
+        "--out",
+        str(run_dir),
+    ]
+    return subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
 
 
-def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path, tiny_overrides):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert _train_cli(whole, 4).wait(timeout=300) == 0
-    proc = _train_cli(killed, 4)
+    assert _train_cli(whole, 4, tiny_overrides).wait(timeout=300) == 0
+    proc = _train_cli(killed, 4, tiny_overrides)
     deadline = time.time() + 300
     while time.time() < deadline:
         pointer = killed / "checkpoints" / "latest"
@@ -105,12 +150,26 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     assert metrics(killed) == metrics(whole)
 
 
-def test_exploit_cli_plots_both_players(tmp_path):
+def test_exploit_cli_plots_both_players(tmp_path, tiny_overrides):
     out = tmp_path / "exploit"
     proc = subprocess.run(
-        [sys.executable, "-m", "detente.cli", "exploit", "--game", "ipd", "--target",
-         "bot:always-cooperate", "--out", str(out), *SMALL, "train.iterations=2"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "detente.cli",
+            "exploit",
+            "--game",
+            "ipd",
+            "--target",
+            "bot:always-cooperate",
+            "--out",
+            str(out),
+            *tiny_overrides,
+            "train.iterations=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "exploit.png").stat().st_size > 1000

@@ -1,7 +1,8 @@
 """Agent specs, the same everywhere.
 
 ``bot:NAME`` (a scripted bot), ``lm:MODEL`` (a base model, no adapter), ``run:RUN_DIR[@ITERATION]``
-(a trained adapter: the latest checkpoint, or the pool snapshot of that iteration),
+(a trained adapter: the latest checkpoint, or the pool snapshot or kept checkpoint of that
+iteration),
 ``api:MODEL@BASE_URL[#key=value&...]`` (an OpenAI-compatible API; see ``policies/api.py``),
 ``human``.
 Language-model agents on the same base model share one engine, hence one batch per step.
@@ -41,11 +42,44 @@ def _lm_agent(game: str, model: str) -> Policy:
     return LMPolicy(_batcher(model), None, f"lm:{model}")
 
 
+def run_adapters(run_dir: Path) -> dict[int, Path]:
+    """Adapter folders of a run by iteration: the kept checkpoints and the pool snapshots."""
+    digits = "[0-9]" * 6
+    kept = {
+        int(folder.parent.name.removeprefix("iter-")): folder
+        for folder in run_dir.glob(f"checkpoints/iter-{digits}/adapter")
+    }
+    pool = {
+        int(folder.name.removeprefix("pool-")): folder
+        for folder in run_dir.glob(f"pool/pool-{digits}")
+    }
+    return {**kept, **pool}
+
+
+def _run_adapter(run_dir: Path, iteration: str) -> Path:
+    """The adapter folder of ``iteration`` (``""``: the latest checkpoint), or a clear error."""
+    from detente.learn.checkpoint import latest_checkpoint
+
+    available = run_adapters(run_dir)
+    listing = ", ".join(map(str, sorted(available))) or "none"
+    if not iteration:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise ValueError(f"{run_dir} has no checkpoint yet (saved iterations: {listing})")
+        return checkpoint / "adapter"
+    if not iteration.isdigit():
+        raise ValueError(f"bad iteration {iteration!r} in run:{run_dir}@ITERATION (a number)")
+    if int(iteration) not in available:
+        raise ValueError(
+            f"{run_dir} has no adapter of iteration {int(iteration)}; available: {listing}"
+        )
+    return available[int(iteration)]
+
+
 def _run_agent(game: str, argument: str) -> Policy:
-    """The adapter of a training run: ``RUN_DIR`` (latest) or ``RUN_DIR@ITERATION`` (pool)."""
+    """The adapter of a training run: ``RUN_DIR`` (latest) or ``RUN_DIR@ITERATION``."""
     import yaml
 
-    from detente.learn.checkpoint import latest_checkpoint
     from detente.policies.lm import LMPolicy
 
     run_text, _, iteration = argument.partition("@")
@@ -56,13 +90,7 @@ def _run_agent(game: str, argument: str) -> Policy:
     run_config = yaml.safe_load(config_path.read_text())
     if run_config["game"]["name"] != game:
         raise ValueError(f"{run_dir} was trained on {run_config['game']['name']}, not {game}")
-    if iteration:
-        folder = run_dir / "pool" / f"pool-{int(iteration):06d}"
-    else:
-        checkpoint = latest_checkpoint(run_dir)
-        folder = checkpoint / "adapter" if checkpoint else None
-    if folder is None or not folder.is_dir():
-        raise ValueError(f"no adapter for {argument!r} (looked for {folder})")
+    folder = _run_adapter(run_dir, iteration)
     batcher = _batcher(run_config["model"]["name"])
     adapter = "run_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     if adapter not in batcher.engine.adapter_names():
