@@ -259,3 +259,23 @@ def test_logprobs_and_entropy_low_precision_and_uniform() -> None:
     assert logp.dtype == torch.float32 and entropy.dtype == torch.float32
     torch.testing.assert_close(logp, torch.full((2, 3), -math.log(16)))
     torch.testing.assert_close(entropy, torch.full((2, 3), math.log(16)))
+
+
+def test_masked_logprobs_and_entropy_match_the_restricted_softmax() -> None:
+    g = torch.Generator().manual_seed(7)
+    logits = (3 * torch.randn(2, 3, 9, generator=g, dtype=DT)).requires_grad_()
+    allowed = torch.rand(2, 3, 9, generator=g) < 0.4
+    allowed[..., 0] = True  # at least one allowed token everywhere
+    allowed[1, 2] = True  # an unconstrained position
+    targets = torch.stack([torch.multinomial(a.double(), 1, generator=g)[0] for a in allowed.view(-1, 9)])
+    targets = targets.view(2, 3)
+    logp, entropy = token_logprobs_and_entropy(logits, targets, allowed)
+    for b, t in np.ndindex(2, 3):
+        z = {v: logits[b, t, v].item() for v in range(9) if allowed[b, t, v]}
+        log_z = math.log(sum(math.exp(x) for x in z.values()))
+        assert logp[b, t].item() == pytest.approx(z[int(targets[b, t])] - log_z, rel=1e-12)
+        expected_h = -sum(math.exp(x - log_z) * (x - log_z) for x in z.values())
+        assert entropy[b, t].item() == pytest.approx(expected_h, rel=1e-10, abs=1e-12)
+    (logp.sum() + entropy.sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert (logits.grad[~allowed] == 0).all()  # masked logits get no gradient

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from detente.games import make_game
+from detente.games.base import Kind
 from detente.games.ipd import Move
 from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import make_bot
@@ -69,6 +70,21 @@ def test_constrained_sample_after_free_retries():
     record = play_one(policy, InvalidReplyConfig(free_retries=1, constrained_retry=True))
     turn = record.seats[0].turns[0]
     assert (turn.action, turn.invalid, turn.constrained, turn.attempts) == ("D", False, True, 3)
+
+
+def test_constrain_moves_asks_moves_constrained_from_the_first_try_messages_free():
+    policy = Scripted(["free text"], constrained_reply="<B>")
+    game = make_game("trust-split", None, 0)
+    play([Match(game, (policy, make_bot("trust-split", "honest")), "g")],
+         make_protocol("trust-split"), InvalidReplyConfig(free_retries=0, constrained_retry=False,
+                                                          constrain_moves=True))
+    first_tries = [r for batch in policy.batches for r in batch]
+    assert {r.kind for r in first_tries} == {Kind.MESSAGE, Kind.MOVE}
+    assert all(r.constrained == (r.kind is Kind.MOVE) for r in first_tries)
+    bot = make_bot("ipd", "tit-for-tat")  # no constrained sampling: asked plainly, not skipped
+    (record,) = play([Match(make_game("ipd", None, 0), (bot, bot), "b")], make_protocol("ipd"),
+                     InvalidReplyConfig(constrain_moves=True))
+    assert not any(t.constrained or t.invalid for s in record.seats for t in s.turns)
 
 
 def test_default_move_is_flagged_never_silent():

@@ -88,13 +88,15 @@ class TokenSequence:
     """One learner seat's whole token sequence with per-token training targets.
 
     ``action[k]`` is 1 where token k was sampled by the seat (its replies), 0 for prompt tokens;
-    ``credit[k]`` and ``sampler_logp[k]`` are defined where ``action[k]`` is 1.
+    ``credit[k]`` and ``sampler_logp[k]`` are defined where ``action[k]`` is 1; ``allowed[k]`` is
+    the set of token ids a constrained reply could take at k (None: the whole vocabulary).
     """
 
     tokens: list[int]
     action: list[int]
     credit: list[float]
     sampler_logp: list[float]
+    allowed: list[tuple[int, ...] | None]
 
     @property
     def action_tokens(self) -> int:
@@ -106,7 +108,7 @@ def token_sequences(records: Sequence[GameRecord], credits: Sequence[SeatCredit]
     out = []
     for seat_credit in credits:
         seat = records[seat_credit.game_index].seats[seat_credit.player]
-        seq = TokenSequence([], [], [], [])
+        seq = TokenSequence([], [], [], [], [])
         for turn in seat.turns:
             if len(turn.token_ids) != len(turn.logprobs):
                 raise ValueError(f"turn of {seat.agent} has tokens without log-probs")
@@ -115,6 +117,10 @@ def token_sequences(records: Sequence[GameRecord], credits: Sequence[SeatCredit]
             seq.action += [0] * n_prompt + [1] * n_reply
             seq.credit += [0.0] * n_prompt + [float(seat_credit.credits[turn.round])] * n_reply
             seq.sampler_logp += [0.0] * n_prompt + list(turn.logprobs)
+            allowed = turn.allowed or [None] * n_reply
+            if len(allowed) != n_reply:
+                raise ValueError(f"turn of {seat.agent} has {len(allowed)} allowed sets for {n_reply} tokens")
+            seq.allowed += [None] * n_prompt + [None if a is None else tuple(a) for a in allowed]
         if seq.action_tokens:
             out.append(seq)
     return out

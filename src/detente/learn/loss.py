@@ -14,6 +14,7 @@ through the entropy H.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -115,15 +116,20 @@ def token_loss(
 
 
 def token_logprobs_and_entropy(
-    logits: torch.Tensor, targets: torch.Tensor
+    logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(target) and the entropy H = −Σ_v π_v log π_v from logits [B, L, V], targets [B, L].
 
     One log-softmax over the vocabulary (in at least float32, so bf16/fp16 logits keep their
-    precision); both outputs are [B, L] and carry the gradient.
+    precision); both outputs are [B, L] and carry the gradient. With ``allowed`` [B, L, V]
+    (bool), π is restricted to the allowed tokens: π_v = exp(z_v) / Σ_{u allowed} exp(z_u).
     """
     dtype = torch.promote_types(logits.dtype, torch.float32)
-    logprobs = torch.log_softmax(logits, dim=-1, dtype=dtype)
+    logits = logits.to(dtype)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, -math.inf)
+    logprobs = torch.log_softmax(logits, dim=-1)
     target_logp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logprobs.exp() * logprobs).sum(-1)
-    return target_logp, entropy
+    # 0 · log 0 = 0 at masked tokens, written so that no NaN reaches the gradient either
+    finite = logprobs if allowed is None else logprobs.masked_fill(~allowed, 0.0)
+    return target_logp, -(logprobs.exp() * finite).sum(-1)

@@ -25,6 +25,19 @@ class PaddedBatch:
     predicts_action: torch.Tensor  # [B, L-1] bool: position k predicts action token k+1
     credit: torch.Tensor  # [N] credit of each action token (in order of predicts_action)
     sampler_logp: torch.Tensor  # [N]
+    allowed: list[tuple[int, ...] | None]  # [N] constrained tokens: the ids allowed there
+
+    def allowed_mask(self, vocab_size: int) -> torch.Tensor | None:
+        """[N, V] bool, True where a token is allowed (every token of unconstrained positions);
+        None when no position is constrained."""
+        if all(a is None for a in self.allowed):
+            return None
+        mask = torch.ones((len(self.allowed), vocab_size), dtype=torch.bool)
+        for k, ids in enumerate(self.allowed):
+            if ids is not None:
+                mask[k] = False
+                mask[k, list(ids)] = True
+        return mask.to(self.credit.device)
 
     @property
     def action_tokens(self) -> int:
@@ -36,7 +49,7 @@ def pad_batch(sequences: Sequence[TokenSequence], pad_id: int, device: torch.dev
     ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
     attention = torch.zeros((len(sequences), length), dtype=torch.long)
     action = torch.zeros((len(sequences), length), dtype=torch.bool)
-    credit, sampler = [], []
+    credit, sampler, allowed = [], [], []
     for row, seq in enumerate(sequences):
         n = len(seq.tokens)
         ids[row, :n] = torch.tensor(seq.tokens)
@@ -44,6 +57,7 @@ def pad_batch(sequences: Sequence[TokenSequence], pad_id: int, device: torch.dev
         action[row, :n] = torch.tensor(seq.action, dtype=torch.bool)
         credit += [c for c, a in zip(seq.credit, seq.action, strict=True) if a]
         sampler += [lp for lp, a in zip(seq.sampler_logp, seq.action, strict=True) if a]
+        allowed += [ids for ids, a in zip(seq.allowed, seq.action, strict=True) if a]
     if action[:, 0].any():
         raise ValueError("a sequence starts with an action token: nothing predicts it")
     return PaddedBatch(
@@ -52,6 +66,7 @@ def pad_batch(sequences: Sequence[TokenSequence], pad_id: int, device: torch.dev
         action[:, 1:].to(device),
         torch.tensor(credit, dtype=torch.float32, device=device),
         torch.tensor(sampler, dtype=torch.float32, device=device),
+        allowed,
     )
 
 
@@ -63,8 +78,9 @@ def action_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(action token) and the policy entropy at each action position, both [N].
 
-    π is the sampling distribution softmax(logits / temperature), so the importance ratio
-    against the sampler's log-probs is 1 when nothing changed.
+    π is the sampling distribution softmax(logits / temperature), restricted to the allowed
+    tokens and renormalised at constrained positions (as the engine sampled them), so the
+    importance ratio against the sampler's log-probs is 1 when nothing changed.
 
     ``model`` is a Hugging Face causal LM (peft-wrapped or not): its decoder body and output
     embeddings are used directly, so only the N action positions go through the output head.
@@ -78,5 +94,8 @@ def action_logprobs(
         selected = hidden[:, :-1][batch.predicts_action]  # [N, H]
         logits = base.get_output_embeddings()(selected)
     targets = batch.input_ids[:, 1:][batch.predicts_action]
-    logp, entropy = token_logprobs_and_entropy((logits.float() / temperature)[None], targets[None])
+    mask = batch.allowed_mask(logits.shape[-1])
+    logp, entropy = token_logprobs_and_entropy(
+        (logits.float() / temperature)[None], targets[None], None if mask is None else mask[None]
+    )
     return logp[0], entropy[0]

@@ -16,8 +16,9 @@ cost grows linearly with its turns.
 Constrained replies (``allowed_replies``): tokens outside a trie of the allowed replies are
 masked before temperature and top-p, and the returned log-probs are those of this masked,
 renormalised distribution, i.e. of the distribution actually sampled from, not of the model's
-unconstrained one. The trainer re-scores the tokens unconstrained; its importance ratio
-π_θ / π_sampler corrects for the difference.
+unconstrained one. Each result lists the tokens allowed at every step, and the trainer scores a
+constrained reply under the same mask (so the ratio π_θ / π_sampler is 1 on-policy): the
+policy over such replies is the model's distribution restricted to the legal ones.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class _Row:
     replies: dict[tuple[int, ...], str] | None  # constrained: token sequence → allowed reply
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    allowed: list[tuple[int, ...]] = field(default_factory=list)  # constrained: per step
     finished: bool = False
     kv: KV | None = None
 
@@ -429,8 +431,9 @@ class Engine:
             allowed = torch.ones_like(logits, dtype=torch.bool)
             for i, row in enumerate(rows):
                 if row.walk is not None:
+                    row.allowed.append(tuple(row.walk.allowed()))
                     allowed[i] = False
-                    allowed[i, row.walk.allowed()] = True
+                    allowed[i, list(row.allowed[-1])] = True
         logp = sampling_logprobs(logits, temperature, top_p, allowed)
         tokens = draw_tokens(logp, uniforms)
         chosen = logp.gather(1, tokens[:, None])[:, 0]
@@ -476,6 +479,7 @@ class Engine:
             logprobs=tuple(row.logprobs),
             finished=row.finished,
             constrained=row.walk is not None,
+            allowed=tuple(row.allowed) if row.walk is not None else None,
         )
 
     def _evict(self) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,9 @@ class GenerationResult:
     Over a session's calls (leaving out calls that were re-sampled), ``prompt_ids + token_ids``
     concatenate to exactly the token sequence the model has seen. ``logprobs[k]`` is the log-prob
     of ``token_ids[k]`` under the distribution actually sampled from (temperature, top-p and the
-    reply constraint applied, renormalised).
+    reply constraint applied, renormalised). For a constrained reply, ``allowed[k]`` lists the
+    token ids the constraint allowed at step k (None for an unconstrained reply), so that a
+    trainer can score the reply under the same constraint.
     """
 
     text: str
@@ -71,3 +77,41 @@ class GenerationResult:
     logprobs: tuple[float, ...]
     finished: bool
     constrained: bool
+    allowed: tuple[tuple[int, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class AdapterSnapshot:
+    """A LoRA adapter's weights as plain data, to copy it into another engine (a replica).
+
+    ``config`` is peft's ``LoraConfig`` as a dict; ``weights`` is peft's state dict of the
+    adapter (keys without the adapter name), on the CPU.
+    """
+
+    config: dict[str, Any]
+    weights: dict[str, Tensor]
+
+
+class GenerationEngine(Protocol):
+    """What the rollout needs from an engine: batched generation with named adapters, adapters
+    copied in from another engine, and memory released while a learner trains."""
+
+    supports_constrained: bool  # honours ``GenerationRequest.allowed_replies``
+
+    def adapter_names(self) -> list[str]: ...
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+
+    def end_sessions(self, session_ids: Sequence[str]) -> None: ...
+
+    def put_adapter(self, name: str, snapshot: AdapterSnapshot) -> None:
+        """Create or overwrite adapter ``name`` (frozen) with these weights."""
+        ...
+
+    def delete_adapter(self, name: str) -> None: ...
+
+    def sleep(self) -> None:
+        """Release what generation holds (caches; for vLLM also the weights) until ``wake``."""
+        ...
+
+    def wake(self) -> None: ...

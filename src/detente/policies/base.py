@@ -40,6 +40,7 @@ class Reply:
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] = ()
     constrained: bool = False
+    allowed: tuple[tuple[int, ...], ...] | None = None  # constrained: allowed token ids per step
     usage: dict[str, int] = field(default_factory=dict)
 
 

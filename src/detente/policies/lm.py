@@ -54,6 +54,7 @@ class LMBatcher:
                 token_ids=result.token_ids,
                 logprobs=result.logprobs,
                 constrained=result.constrained,
+                allowed=result.allowed,
                 usage={"prompt_tokens": len(result.prompt_ids), "completion_tokens": len(result.token_ids)},
             )
             for result in self.engine.generate(requests)

@@ -34,6 +34,7 @@ class Turn:
     prompt_ids: list[int] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    allowed: list[list[int]] | None = None  # constrained reply: token ids allowed at each step
     usage: dict[str, int] = field(default_factory=dict)  # e.g. API token counts and retries
 
 

@@ -3,7 +3,8 @@
 Each step gathers every pending decision of every unfinished game and sends one batch per
 policy (or per shared batcher, e.g. one language-model engine serving several adapters). Invalid
 replies follow SPEC §1.5: ``free_retries`` plain re-samples, then one format-constrained sample
-where the policy supports it, then the protocol's declared default, flagged ``invalid``.
+where the policy supports it, then the protocol's declared default, flagged ``invalid``. With
+``constrain_moves`` every move is sampled constrained from the first try (messages stay free).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class InvalidReplyConfig(BaseModel):
     free_retries: int = Field(2, ge=0, description="Plain re-samples before anything else.")
     constrained_retry: bool = Field(
         True, description="Then one format-constrained sample, where the policy supports it."
+    )
+    constrain_moves: bool = Field(
+        False,
+        description="Sample every move (not messages) format-constrained from the first try, "
+        "where the policy supports it: the policy over moves is then the model's distribution "
+        "restricted to the legal replies, and the trainer scores moves under the same mask.",
     )
 
 
@@ -177,13 +184,14 @@ def _decide(
     pending = list(range(len(decisions)))
     max_attempts = 1 + invalid.free_retries + (1 if invalid.constrained_retry else 0)
     last_reply: list[Reply | None] = [None] * len(decisions)
+    supports = [live[g].match.policies[p].supports_constrained for g, p in decisions]
+    always = [
+        supports[i] and invalid.constrain_moves and requests[i].kind is Kind.MOVE
+        for i in range(len(decisions))
+    ]
     for attempt in range(max_attempts):
-        constrained = invalid.constrained_retry and attempt == max_attempts - 1 and attempt > 0
-        asking = [
-            i
-            for i in pending
-            if not constrained or live[decisions[i][0]].match.policies[decisions[i][1]].supports_constrained
-        ]
+        retry = invalid.constrained_retry and attempt == max_attempts - 1 and attempt > 0
+        asking = [i for i in pending if not retry or supports[i]]
         if not asking:
             break
         pairs = []
@@ -196,7 +204,7 @@ def _decide(
                 **{
                     **request.__dict__,
                     "seed": derive_seed(seed, item.match.game.seed, g, p, turn_index, attempt),
-                    "constrained": constrained,
+                    "constrained": retry or always[i],
                 }
             )
             pairs.append((item.match.policies[p], request))
@@ -238,6 +246,7 @@ def _decide(
                 prompt_ids=list(reply.prompt_ids),
                 token_ids=list(reply.token_ids),
                 logprobs=list(reply.logprobs),
+                allowed=None if reply.allowed is None else [list(a) for a in reply.allowed],
                 usage=dict(reply.usage),
             )
         )
