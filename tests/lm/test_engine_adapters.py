@@ -7,7 +7,7 @@ import torch
 
 from detente.lm.engine import Engine
 
-from .helpers import perturb_adapter, request, user
+from .helpers import make_engine, perturb_adapter, request, user
 
 MESSAGES = (user("Round 1. Bob played <A>. Your move?"),)
 
@@ -74,6 +74,26 @@ def test_save_load_copy_round_trip(engine: Engine, tmp_path) -> None:
     engine.load_adapter("again", tmp_path / "alice")
     torch.testing.assert_close(probe_scores(engine, "again"), before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alice"]
+
+
+def test_snapshot_put_into_another_engine(engine: Engine, tokenizer, trained_state) -> None:
+    two_adapters(engine)
+    replica = make_engine(tokenizer, trained_state)
+    replica.put_adapter("alice", engine.snapshot_adapter("alice"))
+    torch.testing.assert_close(probe_scores(replica, "alice"), probe_scores(engine, "alice"))
+    assert not any(p.requires_grad for p in replica.parameters_of("alice"))
+    params = replica.parameters_of("alice")
+    replica.generate([request("s", MESSAGES, "alice", seed=3, max_new_tokens=8)])
+    assert replica.cached_tokens() > 0
+    replica.put_adapter("alice", engine.snapshot_adapter("bob"))  # overwritten in place
+    assert all(a is b for a, b in zip(params, replica.parameters_of("alice"), strict=True))
+    torch.testing.assert_close(probe_scores(replica, "alice"), probe_scores(engine, "bob"))
+    assert replica.cached_tokens() == 0  # the session's cache held the old weights
+    replica.sleep()
+    replica.wake()
+    with pytest.raises(ValueError, match="shape"):
+        replica.add_adapter("small", r=2, alpha=4)
+        replica.put_adapter("small", engine.snapshot_adapter("bob"))
 
 
 def test_delete_adapters(engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""LoRA adapters on one base model: create, copy, save, load, delete; which ones train.
+"""LoRA adapters on one base model: create, copy, save, load, snapshot, delete; which train.
 
 The base model is wrapped with peft when the first adapter is created (and unwrapped when the
 last one is deleted). peft's ``set_adapter`` flips ``requires_grad`` on adapters; this class
@@ -21,6 +21,8 @@ from peft.tuners.lora import LoraLayer
 from peft.utils import get_peft_model_state_dict, load_peft_weights, set_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
+
+from detente.lm.types import AdapterSnapshot
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 
@@ -74,34 +76,25 @@ class AdapterSet:
         """Write ``name`` in peft's format (adapter_config.json + safetensors) atomically."""
         self.require(name)
         assert self._peft is not None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            self._peft.peft_config[name].save_pretrained(str(tmp))
-            weights = {k: v.detach().cpu().contiguous() for k, v in self._state(name).items()}
-            save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-            _replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_adapter(self._peft.peft_config[name], self._state(name), path)
 
     def load(self, name: str, path: str | os.PathLike[str], trainable: bool = False) -> None:
         """Load a saved adapter as ``name``; an existing ``name`` is overwritten in place."""
         config = LoraConfig.from_pretrained(str(path))
         weights = load_peft_weights(str(path), device=str(self._device()))
-        if name in self.names():
-            assert self._peft is not None
-            old = self._peft.peft_config[name]
-            if (old.r, old.lora_alpha, old.target_modules) != (
-                config.r,
-                config.lora_alpha,
-                config.target_modules,
-            ):
-                raise ValueError(f"adapter at {path} does not match the shape of {name!r}")
-        else:
-            self._create(name, config, init_seed=0)
-        self._set_state(name, weights)
-        self.set_trainable(name, trainable)
+        self._put(name, config, weights, trainable, where=str(path))
+
+    def snapshot(self, name: str) -> AdapterSnapshot:
+        """A CPU copy of ``name``'s config and weights (for another engine's ``put``)."""
+        self.require(name)
+        assert self._peft is not None
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in self._state(name).items()}
+        return AdapterSnapshot(self._peft.peft_config[name].to_dict(), weights)
+
+    def put(self, name: str, snapshot: AdapterSnapshot, trainable: bool = False) -> None:
+        """Create ``name`` from a snapshot, or overwrite it in place (same shape)."""
+        config = LoraConfig(**snapshot.config)
+        self._put(name, config, snapshot.weights, trainable, where="the snapshot")
 
     def delete(self, name: str) -> None:
         self.require(name)
@@ -163,6 +156,28 @@ class AdapterSet:
             self._peft.set_adapter(previous)
             self._apply_trainable()
 
+    def _put(
+        self,
+        name: str,
+        config: LoraConfig,
+        weights: dict[str, torch.Tensor],
+        trainable: bool,
+        where: str,
+    ) -> None:
+        if name in self.names():
+            assert self._peft is not None
+            old = self._peft.peft_config[name]
+            if (old.r, old.lora_alpha, old.target_modules) != (
+                config.r,
+                config.lora_alpha,
+                config.target_modules,
+            ):
+                raise ValueError(f"adapter in {where} does not match the shape of {name!r}")
+        else:
+            self._create(name, config, init_seed=0)
+        self._set_state(name, weights)
+        self.set_trainable(name, trainable)
+
     def _create(self, name: str, config: LoraConfig, init_seed: int) -> None:
         if name in self.names():
             raise ValueError(f"adapter {name!r} already exists")
@@ -197,6 +212,22 @@ class AdapterSet:
 
     def _device(self) -> torch.device:
         return next(self._base.parameters()).device
+
+
+def write_adapter(
+    config: LoraConfig, weights: dict[str, torch.Tensor], path: str | os.PathLike[str]
+) -> None:
+    """Write an adapter in peft's format (adapter_config.json + safetensors), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        config.save_pretrained(str(tmp))
+        tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        _replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

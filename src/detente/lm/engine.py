@@ -38,8 +38,8 @@ from detente.lm.chat import ChatFormat
 from detente.lm.constrain import TokenTrie, TrieWalk
 from detente.lm.kv import KV, BatchKV, BufferPool, attention_bias, crop, kv_length, layout
 from detente.lm.sampling import draw_tokens, request_uniforms, sampling_logprobs
-from detente.lm.sessions import Session, Turn, plan_turns
-from detente.lm.types import GenerationRequest, GenerationResult
+from detente.lm.sessions import Session, Turn, finish_turn, plan_turns, reply_text
+from detente.lm.types import AdapterSnapshot, GenerationRequest, GenerationResult
 
 _TRIE_CACHE_SIZE = 256
 
@@ -100,6 +100,8 @@ class _Batch:
 
 class Engine:
     """Several LoRA adapters on one base model, batched generation with sessions, scoring."""
+
+    supports_constrained = True  # honours ``GenerationRequest.allowed_replies``
 
     def __init__(
         self,
@@ -169,6 +171,25 @@ class Engine:
         that name is created again, go on without their now stale caches)."""
         self.adapters.delete(name)
         self.drop_caches([name])
+
+    def snapshot_adapter(self, name: str) -> AdapterSnapshot:
+        """A CPU copy of adapter ``name`` (to ``put_adapter`` into another engine)."""
+        return self.adapters.snapshot(name)
+
+    def put_adapter(self, name: str, snapshot: AdapterSnapshot) -> None:
+        """Create adapter ``name`` (frozen) from a snapshot, or overwrite it in place (its
+        sessions' caches are dropped, as they hold activations of the old weights)."""
+        self.adapters.put(name, snapshot)
+        self.drop_caches([name])
+
+    def sleep(self) -> None:
+        """Free the KV caches (sessions go on, re-encoding on their next call); the weights
+        stay, as a trainer may share them."""
+        self.drop_caches()
+        self._buffers = BufferPool()
+
+    def wake(self) -> None:
+        """Nothing to restore: :meth:`sleep` only dropped caches."""
 
     def parameters_of(self, name: str) -> list[nn.Parameter]:
         """The LoRA parameters of adapter ``name``."""
@@ -453,34 +474,17 @@ class Engine:
 
     def _commit(self, row: _Row) -> GenerationResult:
         """Store the session's new state and build the result."""
-        request, turn = row.request, row.turn
-        stop = row.tokens[-1] if row.finished else None
-        reply_ids = row.tokens[:-1] if row.finished else row.tokens
         if row.replies is not None:
             text = row.replies[tuple(row.tokens)]
         else:
-            text = self.chat.decode(reply_ids)
-        self._sessions[request.session_id] = Session(
-            adapter=request.adapter,
-            ids=turn.ids + row.tokens,
-            kv=row.kv,
-            messages=request.messages,
-            prompt_text=turn.prompt_text,
-            reply_text=text,
-            turn_start=turn.turn_start,
-            prompt_end=len(turn.ids),
-            stop=stop,
-            last_used=self._clock,
+            text = reply_text(self.chat, row.tokens, row.finished)
+        allowed = tuple(row.allowed) if row.walk is not None else None
+        session, result = finish_turn(
+            row.request, row.turn, row.tokens, row.logprobs, row.finished, text, allowed
         )
-        return GenerationResult(
-            text=text,
-            prompt_ids=tuple(turn.prompt_ids),
-            token_ids=tuple(row.tokens),
-            logprobs=tuple(row.logprobs),
-            finished=row.finished,
-            constrained=row.walk is not None,
-            allowed=tuple(row.allowed) if row.walk is not None else None,
-        )
+        session.kv, session.last_used = row.kv, self._clock
+        self._sessions[row.request.session_id] = session
+        return result
 
     def _evict(self) -> None:
         """Drop least recently used caches while over ``max_cache_tokens``."""

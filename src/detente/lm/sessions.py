@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from detente.lm.chat import ChatFormat
 from detente.lm.kv import KV, crop, kv_length
-from detente.lm.types import GenerationRequest
+from detente.lm.types import GenerationRequest, GenerationResult
 
 
 @dataclass
@@ -77,6 +77,45 @@ def plan_turns(
             turn = _turn(turn.ids + next(encoded), turn.turn_start, turn.kv, turn.prompt_text)
         turns.append(turn)
     return turns
+
+
+def reply_text(chat: ChatFormat, tokens: Sequence[int], finished: bool) -> str:
+    """The text of a sampled reply: its tokens without the stop token that ended it."""
+    return chat.decode(tokens[:-1] if finished else tokens)
+
+
+def finish_turn(
+    request: GenerationRequest,
+    turn: Turn,
+    tokens: Sequence[int],
+    logprobs: Sequence[float],
+    finished: bool,
+    text: str,
+    allowed: tuple[tuple[int, ...], ...] | None = None,
+) -> tuple[Session, GenerationResult]:
+    """The session after a sampled reply (without a KV cache) and the request's result;
+    ``allowed``: a constrained reply's allowed tokens per step (None: unconstrained)."""
+    session = Session(
+        adapter=request.adapter,
+        ids=turn.ids + list(tokens),
+        kv=None,
+        messages=request.messages,
+        prompt_text=turn.prompt_text,
+        reply_text=text,
+        turn_start=turn.turn_start,
+        prompt_end=len(turn.ids),
+        stop=tokens[-1] if finished else None,
+    )
+    result = GenerationResult(
+        text=text,
+        prompt_ids=tuple(turn.prompt_ids),
+        token_ids=tuple(tokens),
+        logprobs=tuple(logprobs),
+        finished=finished,
+        constrained=allowed is not None,
+        allowed=allowed,
+    )
+    return session, result
 
 
 @dataclass
