@@ -1,4 +1,5 @@
-"""HTML reports: self-contained, plots written, hostile model text escaped."""
+"""HTML reports: self-contained, plots written, hostile model text escaped, every round's hidden
+state (hands, values), moves and rewards shown."""
 
 from __future__ import annotations
 
@@ -7,59 +8,197 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
+from detente.cli import main
 from detente.evaluate.faceoff import faceoff
 from detente.evaluate.report import write_report
-from detente.games import make_game
+from detente.games import make_config, make_game
+from detente.games.ipd import Move
+from detente.games.items import ITEM_TYPES
+from detente.games.trust_split import Hand, beater
 from detente.policies.base import Policy, Reply
 from detente.policies.bots import make_bot
 from detente.protocol import make_protocol
-from detente.rollout.records import write_records
+from detente.rollout.records import GameRecord, read_records, write_records
 from detente.rollout.runner import InvalidReplyConfig, Match, play
 
-HOSTILE = '<<message_start>> <script>alert("pwned")</script><img src=x onerror=alert(1)> <<message_end>>'
+SCRIPT = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+HOSTILE = f"<<message_start>> I have rock {SCRIPT} <<message_end>>"
 
 
 class Hostile(Policy):
-    name = "hostile"
+    name = "hostile <script>alert(2)</script>"
 
     def act(self, requests):
         return [Reply(HOSTILE if r.kind == "message" else "<script>x</script>") for r in requests]
 
 
-class Elements(HTMLParser):
-    def __init__(self):
+class Page(HTMLParser):
+    """The tags and attributes of a page, and its tables as rows of cell texts."""
+
+    def __init__(self, page: str):
         super().__init__()
         self.tags: list[str] = []
         self.attrs: list[tuple[str, str | None]] = []
+        self.tables: list[list[list[str]]] = []
+        self.in_cell = False
+        self.feed(page)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs.extend(attrs)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+            self.in_cell = True
+
+    def handle_endtag(self, tag):
+        self.in_cell = self.in_cell and tag not in ("td", "th")
+
+    def handle_data(self, data):
+        if self.in_cell:
+            self.tables[-1][-1][-1] += data
+
+
+def rounds(page: Page) -> list[list[dict[str, str]]]:
+    """Each round table as its two player rows, keyed by column header."""
+    return [[dict(zip(table[0], row, strict=True)) for row in table[1:]] for table in page.tables]
+
+
+def number(x: float) -> str:
+    return f"{round(x, 2):g}"
+
+
+def items(counts: list[float]) -> str:
+    return ", ".join(f"{n} {number(c)}" for n, c in zip(ITEM_TYPES, counts, strict=True))
+
+
+def check_safe(page: Page) -> None:
+    assert "script" not in page.tags
+    assert not any(name.startswith("on") for name, _ in page.attrs)
 
 
 def test_report_escapes_model_text(tmp_path):
     game = make_game("trust-split", None, 0)
-    records = play([Match(game, (Hostile(), make_bot("trust-split", "honest")), "g")],
-                   make_protocol("trust-split"), InvalidReplyConfig(free_retries=0))
+    records = play(
+        [Match(game, (Hostile(), make_bot("trust-split", "honest")), "g")],
+        make_protocol("trust-split"),
+        InvalidReplyConfig(free_retries=0),
+    )
     run = tmp_path / "run"
     (run / "transcripts").mkdir(parents=True)
     write_records(run / "transcripts" / "iter-000000.jsonl.gz", records)
     (run / "metrics.jsonl").write_text(
-        "".join(json.dumps({"iteration": i, "reward": 0.1 * i, "loss": 1.0 / (i + 1)}) + "\n"
-                for i in range(5))
+        "".join(
+            json.dumps({"iteration": i, "reward": 0.1 * i, "loss": 1.0 / (i + 1)}) + "\n"
+            for i in range(5)
+        )
     )
-    page = write_report(run).read_text()
-    parser = Elements()
-    parser.feed(page)
-    assert "script" not in parser.tags
-    assert not any(name.startswith("on") for name, _ in parser.attrs)
-    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in page
-    assert "[invalid: default move used]" in page
+    text = write_report(run).read_text()
+    page = Page(text)
+    check_safe(page)
+    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in text
+    assert "hostile &lt;script&gt;alert(2)&lt;/script&gt;" in text
+    assert "[invalid: default move used]" in text
     assert (run / "plots" / "reward.png").stat().st_size > 1000
-    assert parser.tags.count("img") == 2  # two curves, embedded
+    assert page.tags.count("img") == 2  # two curves, embedded
+    # the hostile message is read for its hand report, checked against the hand Alice held
+    (record,) = records
+    for info, table in zip(record.infos, rounds(page), strict=True):
+        assert [row["hand"] for row in table] == info["hands"]
+    held = record.infos[0]["hands"][0]
+    report = "true" if held == "rock" else f"false, holds {held}"
+    assert f"[reports rock: {report}]" in text
 
 
-def test_faceoff_outputs_and_human_transcript_report(tmp_path):
+def play_bots(game: str, bots: tuple[str, str], seed: int) -> GameRecord:
+    config = make_config(game, {"rounds": 4})
+    match = Match(
+        make_game(game, config, seed), (make_bot(game, bots[0]), make_bot(game, bots[1])), "g"
+    )
+    (record,) = play([match], make_protocol(game, config=config))
+    return record
+
+
+def test_trust_split_report_shows_hands_claims_and_rewards(tmp_path):
+    record = play_bots("trust-split", ("liar", "honest"), 1)  # a seed where Alice lies
+    text = write_report(tmp_path, tmp_path / "r.html", records=[record]).read_text()
+    tables = rounds(Page(text))
+    assert len(tables) == record.num_rounds == 4
+    for r, (info, table) in enumerate(zip(record.infos, tables, strict=True)):
+        for p, row in enumerate(table):
+            assert row["player"] == ("Alice", "Bob")[p]
+            assert row["hand"] == info["hands"][p]
+            assert row["position"] == ("upper" if info["upper"] == p else "lower")
+            assert row["value per unit"] == number(info["values"][p])
+            assert row["claim (coins)"] == str(info["claims"][p])
+            assert row["reward"] == number(record.rewards[r][p])
+    # hand reports, checked: the honest bot's are true; the liar (Alice) answers with the hand
+    # that beats the one Bob reported, unless it opens the chat
+    lies = 0
+    for info in record.infos:
+        held, other = info["hands"]
+        assert f"[reports {other}: true]" in text
+        said = held if info["opener"] == 0 else beater(Hand(other)).value
+        lies += said != held
+        assert f"[reports {said}: {'true' if said == held else f'false, holds {held}'}]" in text
+    assert lies > 0
+
+
+def test_split_report_shows_values_proposals_and_rewards(tmp_path):
+    record = play_bots("split", ("greedy", "welfare"), 0)
+    text = write_report(tmp_path, tmp_path / "r.html", records=[record]).read_text()
+    tables = rounds(Page(text))
+    assert len(tables) == 4
+    for r, (info, table) in enumerate(zip(record.infos, tables, strict=True)):
+        for p, row in enumerate(table):
+            assert row["value per unit"] == items(info["values"][p])
+            assert row["proposal (keeps)"] == items(info["proposals"][p])
+            assert row["received"] == items(info["units"][p])
+            assert row["reward"] == number(record.rewards[r][p])
+        assert f"efficiency: {number(info['efficiency'])}" in text
+
+
+def test_dond_report_shows_private_values_stock_and_deal(tmp_path):
+    record = play_bots("dond", ("fair", "greedy"), 0)
+    text = write_report(tmp_path, tmp_path / "r.html", records=[record]).read_text()
+    for r, (info, table) in enumerate(zip(record.infos, rounds(Page(text)), strict=True)):
+        for p, row in enumerate(table):
+            assert row["value per unit"] == items(info["values"][p])
+            assert row["proposal (keeps)"] == items(info["proposals"][p])
+            assert row["reward"] == number(record.rewards[r][p])
+        deal = "yes" if info["agreed"] else "no"
+        assert f"stock: {items(info['stock'])} · deal: {deal}" in text
+
+
+def test_human_trust_split_transcript_renders(tmp_path):
+    path = tmp_path / "human.jsonl.gz"
+    message = f"I have paper {SCRIPT}"
+    play = subprocess.run(
+        [sys.executable, "-m", "detente.cli", "play", "--game", "trust-split", "--opponent",
+         "bot:honest", "--transcript", str(path)],
+        input=f"{message}\n4\n" * 10, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert play.returncode == 0, play.stderr
+    (record,) = read_records(path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "detente.cli", "report", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "wrote" in proc.stdout
+    text = (tmp_path / "human.html").read_text()
+    page = Page(text)
+    check_safe(page)
+    assert text.count("I have paper &lt;script&gt;") == record.num_rounds == 10
+    for r, (info, table) in enumerate(zip(record.infos, rounds(page), strict=True)):
+        assert [row["hand"] for row in table] == info["hands"]
+        assert table[0]["claim (coins)"] == "4"
+        assert [row["reward"] for row in table] == [number(x) for x in record.rewards[r]]
+
+
+def test_faceoff_outputs_and_bot_transcript_report(tmp_path):
     agents = [make_bot("ipd", n) for n in ("tit-for-tat", "always-defect")]
     result, records = faceoff("ipd", agents, make_protocol("ipd"), 3)
     result.write_csv(tmp_path / "f.csv")
@@ -67,9 +206,23 @@ def test_faceoff_outputs_and_human_transcript_report(tmp_path):
     assert lines[0].startswith("row,column,mean_reward,ci95,coop_rate")
     assert len(lines) == 5
     assert result.measures["coop_rate"][0][1] == 0.1  # tit-for-tat cooperates once vs defector
-    path = tmp_path / "human.jsonl.gz"
+    path = tmp_path / "games.jsonl.gz"
     write_records(path, records[:1])
-    proc = subprocess.run([sys.executable, "-m", "detente.cli", "report", str(path)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "detente.cli", "report", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
     assert "wrote" in proc.stdout
-    assert "Round 10" in (tmp_path / "human.html").read_text()
+    tables = rounds(Page((tmp_path / "games.html").read_text()))
+    assert len(tables) == 10
+    assert all(row["move"] == "cooperate" and row["reward"] == "3" for t in tables for row in t)
+
+
+def test_report_of_a_trained_run(trained_ipd_run, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(trained_ipd_run), "--out", str(out)]) == 0
+    page = Page(out.read_text())
+    assert (tmp_path / "plots" / "reward.png").is_file() and page.tags.count("img") > 3
+    game = list(read_records(trained_ipd_run / "transcripts" / "iter-000001.jsonl.gz"))[0]
+    moves = [[row["move"] for row in table] for table in rounds(page)[: game.num_rounds]]
+    assert moves == [[Move(m).name.lower() for m in info["moves"]] for info in game.infos]

@@ -19,8 +19,8 @@ from detente.config import load_config
 from detente.evaluate.faceoff import FaceoffResult, faceoff
 from detente.evaluate.plots import curve_keys, plot_curves
 from detente.evaluate.report import (
-    STYLE,
     faceoff_html,
+    html_page,
     html_table,
     img_tag,
     read_metrics,
@@ -48,7 +48,9 @@ class DemoSettings:
     overrides: tuple[str, ...] = ()
 
 
-def summarise(game: str, result: FaceoffResult, method_names: Sequence[str]) -> dict[str, dict[str, float]]:
+def summarise(
+    game: str, result: FaceoffResult, method_names: Sequence[str]
+) -> dict[str, dict[str, float]]:
     """The demo table: per method, the headline numbers read off the face-off."""
     index = {a: i for i, a in enumerate(result.agents)}
     out: dict[str, dict[str, float]] = {}
@@ -58,13 +60,17 @@ def summarise(game: str, result: FaceoffResult, method_names: Sequence[str]) -> 
         if game == "ipd":
             row["selfplay_coop_rate"] = result.measures["coop_rate"][i][i]
             row["reward_vs_always_defect"] = result.mean_reward[i][index["bot:always-defect"]]
-            row["coop_after_c_vs_tft"] = result.measures["p_coop_after_c"][i][index["bot:tit-for-tat"]]
+            row["coop_after_c_vs_tft"] = result.measures["p_coop_after_c"][i][
+                index["bot:tit-for-tat"]
+            ]
         else:
             row["selfplay_claim_upper"] = result.measures["claim_upper"][i][i]
             row["selfplay_claim_lower"] = result.measures["claim_lower"][i][i]
             row["reward_vs_greedy"] = result.mean_reward[i][index["bot:greedy"]]
             row["reward_vs_liar"] = result.mean_reward[i][index["bot:liar"]]
-        out[method] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        out[method] = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()
+        }
     return out
 
 
@@ -73,7 +79,9 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
     width = max(len(k) for k in keys) + 2
     lines = ["method".ljust(10) + "".join(k.rjust(width) for k in keys)]
     for method, row in summary.items():
-        cells = "".join((f"{row[k]:.3f}" if row[k] is not None else "n/a").rjust(width) for k in keys)
+        cells = "".join(
+            (f"{row[k]:.3f}" if row[k] is not None else "n/a").rjust(width) for k in keys
+        )
         lines.append(method.ljust(10) + cells)
     return "\n".join(lines)
 
@@ -87,18 +95,29 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
         raise ValueError(f"the demo runs on {', '.join(SCALES)}, not {settings.model!r}")
     runs = {}
     for method in METHODS:
-        config = load_config(f"{settings.game}-{method}-{scale}",
-                             [f"seed={settings.seed}", *settings.overrides])
+        config = load_config(
+            f"{settings.game}-{method}-{scale}", [f"seed={settings.seed}", *settings.overrides]
+        )
         run_dir = out / method
-        trainer = Trainer.resume(run_dir) if (run_dir / "config.yaml").is_file() else Trainer.create(config, run_dir)
+        trainer = (
+            Trainer.resume(run_dir)
+            if (run_dir / "config.yaml").is_file()
+            else Trainer.create(config, run_dir)
+        )
         trainer.run()
         runs[method] = run_dir
     agents = [make_agent(f"run:{runs[m]}", settings.game) for m in METHODS]
     agents += [make_agent(f"bot:{b}", settings.game) for b in DEMO_BOTS[settings.game]]
     config = load_config(str(runs["naive"] / "config.yaml"))
     protocol = make_protocol(settings.game, config.game.style, config.game.game_config())
-    result, records = faceoff(settings.game, agents, protocol, settings.eval_games,
-                              seed=10_000 + settings.seed, config=config.game.game_config())
+    result, records = faceoff(
+        settings.game,
+        agents,
+        protocol,
+        settings.eval_games,
+        seed=10_000 + settings.seed,
+        config=config.game.game_config(),
+    )
     result.write_json(out / "faceoff.json")
     summary = summarise(settings.game, result, [a.name for a in agents[: len(METHODS)]])
     (out / "demo.json").write_text(json.dumps(summary, indent=2))
@@ -119,8 +138,15 @@ def write_demo_report(
     metrics = {m: read_metrics(d) for m, d in runs.items()}
     body = ["<h1>detente demo</h1>", "<h2>Summary</h2>"]
     keys = list(next(iter(summary.values())))
-    body.append(html_table(["method", *keys], [[m, *(summary[m][k] if summary[m][k] is not None
-                                                   else "n/a" for k in keys)] for m in summary]))
+    body.append(
+        html_table(
+            ["method", *keys],
+            [
+                [m, *(summary[m][k] if summary[m][k] is not None else "n/a" for k in keys)]
+                for m in summary
+            ],
+        )
+    )
     body.append("<h2>Training curves</h2><div class='grid'>")
     for key in curve_keys(next(iter(metrics.values()))):
         body.append(img_tag(plot_curves(metrics, key, plots / f"{key}.png")))
@@ -130,6 +156,5 @@ def write_demo_report(
     body.append("<h2>Self-play games</h2>")
     body.extend(transcript_html(r) for r in selfplay)
     path = out / "report.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>detente demo</title>"
-                    f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+    path.write_text(html_page("detente demo", body), encoding="utf-8")
     return path

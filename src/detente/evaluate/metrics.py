@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from detente.rollout.records import GameRecord
+from detente.rollout.records import GameRecord, Turn
 
 Seats = Sequence[tuple[GameRecord, int]]
 Measure = Callable[[Seats], dict[str, float]]
@@ -59,22 +59,28 @@ def ipd_measures(seats: Seats) -> dict[str, float]:
     }
 
 
+def hand_report(record: GameRecord, turn: Turn, player: int) -> tuple[str, str] | None:
+    """(hand reported, hand held) of a Trust-and-Split message that reports its sender's own
+    hand; None for a move or a message that reports none."""
+    from detente.protocol.trust_split import claimed_hand
+
+    hand = claimed_hand(str(turn.action)) if turn.kind == "message" else None
+    return None if hand is None else (hand.value, record.infos[turn.round]["hands"][player])
+
+
 @register_measures("trust-split")
 def trust_split_measures(seats: Seats) -> dict[str, float]:
     """Coins claimed with the upper and with the lower hand; honesty of hand reports (share of
     messages naming a hand that name the sender's true hand); efficiency = collective reward /
     (coins × high value), the most a round can give."""
-    from detente.protocol.trust_split import claimed_hand
-
     upper, lower, honest, efficiency = [], [], [], []
     for record, p in seats:
         for info in record.infos:
             (upper if info["upper"] == p else lower).append(info["claims"][p])
         for turn in record.seats[p].turns:
-            if turn.kind == "message":
-                hand = claimed_hand(str(turn.action))
-                if hand is not None:
-                    honest.append(hand.value == record.infos[turn.round]["hands"][p])
+            report = hand_report(record, turn, p)
+            if report is not None:
+                honest.append(report[0] == report[1])
         for info in record.infos:
             efficiency.append(sum(info["rewards"]) / (info["coins"] * max(info["values"])))
     return {
@@ -96,4 +102,6 @@ def split_measures(seats: Seats) -> dict[str, float]:
 @register_measures("dond")
 def dond_measures(seats: Seats) -> dict[str, float]:
     """Share of rounds that ended in a deal."""
-    return {"agreement_rate": _mean([info["agreed"] for record, _ in seats for info in record.infos])}
+    return {
+        "agreement_rate": _mean([info["agreed"] for record, _ in seats for info in record.infos])
+    }

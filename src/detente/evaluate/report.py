@@ -1,4 +1,5 @@
-"""Self-contained HTML reports: training curves, face-off heatmap, sample transcripts.
+"""Self-contained HTML reports: training curves, face-off heatmap, sample transcripts (per round:
+both players' hidden and public state, moves and rewards, then the replies in order).
 
 Images are embedded as base64 PNGs (also written as files beside the report); every piece of
 model or person text goes through ``html.escape``, so a reply holding ``<script>`` is shown,
@@ -11,13 +12,17 @@ import base64
 import gzip
 import html
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from detente.evaluate.metrics import hand_report
 from detente.evaluate.plots import curve_keys, plot_curves, plot_heatmap
-from detente.games import PLAYER_NAMES
-from detente.rollout.records import GameRecord, read_records
+from detente.games import ALICE, BOB, PLAYER_NAMES, Kind
+from detente.games.ipd import Move
+from detente.games.items import ITEM_TYPES
+from detente.rollout.records import GameRecord, Turn, read_records
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -26,8 +31,15 @@ h1,h2{font-weight:600} .grid{display:flex;flex-wrap:wrap;gap:8px}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:right} th{background:#f4f4f4}
 .game{border:1px solid #ccc;border-radius:6px;padding:8px 12px;margin:12px 0}
 .turn{margin:4px 0;font-size:13px;white-space:pre-wrap} .who{font-weight:600}
-.invalid{color:#b00} .prompt{color:#666}
+.invalid{color:#b00} .note{color:#06c} .facts{color:#666;font-size:13px;margin:2px 0 6px}
 """
+
+
+SAMPLE_NOTE = (
+    "Each round's table shows what the players held, including what the other could not see "
+    "(Trust-and-Split hands, Deal or No Deal values), their moves and rewards; the replies follow "
+    "in the order they were made."
+)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -51,34 +63,129 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def transcript_html(record: GameRecord) -> str:
-    """One game: per round, each seat's prompts, replies (flagged when invalid) and rewards."""
-    seats = " vs ".join(
-        f"{PLAYER_NAMES[s.player]} = {html.escape(s.agent)}" for s in record.seats
+# Per-round info of the games (``games/*.py``), each with its label, in display order: per player
+# (a list with one entry per player; ``upper`` names the player with the upper hand), and
+# round-wide facts. Rewards come from the record itself.
+PLAYER_INFO: dict[str, str] = {
+    "hands": "hand",
+    "upper": "position",
+    "values": "value per unit",
+    "moves": "move",
+    "claims": "claim (coins)",
+    "proposals": "proposal (keeps)",
+    "units": "received",
+}
+ROUND_INFO: dict[str, str] = {
+    "opener": "opens",
+    "coins": "coins",
+    "stock": "stock",
+    "agreed": "deal",
+    "efficiency": "efficiency",
+}
+
+
+def _text(value: Any) -> str:
+    """Plain text of an info value: numbers to 2 decimals, item bundles with their type names."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{round(value, 2):g}"
+    if isinstance(value, list) and len(value) == len(ITEM_TYPES):
+        return ", ".join(f"{name} {_text(v)}" for name, v in zip(ITEM_TYPES, value, strict=True))
+    return str(value)
+
+
+def _per_player(info: dict[str, Any], key: str) -> list[Any]:
+    """Both players' entries of ``info[key]``, in words where the info holds codes."""
+    if key == "upper":
+        return ["upper" if info["upper"] == p else "lower" for p in (ALICE, BOB)]
+    if key == "moves":
+        return [Move(m).name.lower() for m in info["moves"]]
+    return info[key]
+
+
+def round_table(record: GameRecord, r: int) -> str:
+    """Round ``r``'s state per player (hand and whose is upper, values, move, claim or proposal,
+    what each received, reward), then the round-wide facts (opener, stock, deal)."""
+    info = record.infos[r]
+    columns = {label: _per_player(info, key) for key, label in PLAYER_INFO.items() if key in info}
+    columns["reward"] = list(record.rewards[r])
+    rows = [
+        [PLAYER_NAMES[p], *(_text(values[p]) for values in columns.values())] for p in (ALICE, BOB)
+    ]
+    facts = [
+        f"{label}: {PLAYER_NAMES[info[key]] if key == 'opener' else _text(info[key])}"
+        for key, label in ROUND_INFO.items()
+        if key in info
+    ]
+    return html_table(["player", *columns], rows) + (
+        f"<div class='facts'>{html.escape(' · '.join(facts))}</div>" if facts else ""
     )
-    parts = [f'<div class="game"><b>{html.escape(record.game)}</b> · seed {record.seed} · {seats}']
+
+
+def _hand_note(record: GameRecord, turn: Turn, player: int) -> str:
+    """The hand a Trust-and-Split message reports, checked against the hand held."""
+    report = hand_report(record, turn, player)
+    if report is None:
+        return ""
+    said, held = report
+    return f"reports {said}: " + ("true" if said == held else f"false, holds {held}")
+
+
+# Notes on a valid reply, per game: (record, turn, player) -> note ("" for none).
+TURN_NOTES: dict[str, Callable[[GameRecord, Turn, int], str]] = {
+    "trust-split": _hand_note,
+}
+
+
+def _round_turns(record: GameRecord, r: int) -> list[tuple[Turn, int]]:
+    """Round ``r``'s decisions with their player, in the order made: the messages alternating
+    from the opener, then the moves."""
+    opener = record.infos[r].get("opener", ALICE)
+    keyed = [
+        ((turn.kind == Kind.MOVE, index, seat.player != opener), turn, seat.player)
+        for seat in record.seats
+        for index, turn in enumerate(t for t in seat.turns if t.round == r)
+    ]
+    return [(turn, player) for _, turn, player in sorted(keyed, key=lambda item: item[0])]
+
+
+def _mark(record: GameRecord, turn: Turn, player: int) -> str:
+    """The flag of an invalid reply, or the game's note on a message (e.g. a hand report)."""
+    if turn.invalid:
+        return f' <span class="invalid">[invalid: default {turn.kind} used]</span>'
+    notes = TURN_NOTES.get(record.game)
+    note = notes(record, turn, player) if notes is not None else ""
+    return f' <span class="note">[{html.escape(note)}]</span>' if note else ""
+
+
+def transcript_html(record: GameRecord) -> str:
+    """One game: per round, the state table (hidden hands or values, moves, rewards), then each
+    seat's replies in order (flagged when invalid, with hand reports checked against the truth)."""
+    seats = " vs ".join(f"{PLAYER_NAMES[s.player]} = {html.escape(s.agent)}" for s in record.seats)
+    totals = " / ".join(_text(math.fsum(record.seat_rewards(p))) for p in (ALICE, BOB))
+    parts = [
+        f'<div class="game"><b>{html.escape(record.game)}</b> · seed {record.seed} · {seats} · '
+        f"total rewards {totals}"
+    ]
     for r in range(record.num_rounds):
-        info = record.infos[r]
-        details = ", ".join(f"{k}: {html.escape(json.dumps(v))}" for k, v in info.items()
-                            if k not in ("rewards",))
-        parts.append(f"<h4>Round {r + 1} — rewards {record.rewards[r][0]:g} / "
-                     f"{record.rewards[r][1]:g}</h4><div class='prompt'>{details}</div>")
-        turns = sorted(
-            ((t, s.player) for s in record.seats for t in s.turns if t.round == r),
-            key=lambda tp: (0 if tp[0].kind == "message" else 1),
+        parts.append(f"<h4>Round {r + 1}</h4>{round_table(record, r)}")
+        parts.extend(
+            f'<div class="turn"><span class="who">{PLAYER_NAMES[player]}</span> '
+            f"({html.escape(str(turn.kind))}): {html.escape(turn.reply)}"
+            f"{_mark(record, turn, player)}</div>"
+            for turn, player in _round_turns(record, r)
         )
-        for turn, player in turns:
-            flag = ' <span class="invalid">[invalid: default move used]</span>' if turn.invalid else ""
-            parts.append(
-                f'<div class="turn"><span class="who">{PLAYER_NAMES[player]}</span> '
-                f"({html.escape(str(turn.kind))}): {html.escape(turn.reply)}{flag}</div>"
-            )
     parts.append("</div>")
     return "\n".join(parts)
 
 
 def _sample_transcripts(run_dir: Path, count: int) -> list[GameRecord]:
-    files = sorted((run_dir / "transcripts").glob("*.jsonl.gz")) if (run_dir / "transcripts").is_dir() else []
+    files = (
+        sorted((run_dir / "transcripts").glob("*.jsonl.gz"))
+        if (run_dir / "transcripts").is_dir()
+        else []
+    )
     records: list[GameRecord] = []
     for path in files[-1:]:
         try:
@@ -104,8 +211,10 @@ def write_report(
     body = [f"<h1>{html.escape(title or f'detente report: {run_dir.name}')}</h1>"]
     config_path = run_dir / "config.yaml"
     if config_path.is_file():
-        body.append(f"<details><summary>config</summary><pre>{html.escape(config_path.read_text())}"
-                    "</pre></details>")
+        body.append(
+            f"<details><summary>config</summary><pre>{html.escape(config_path.read_text())}"
+            "</pre></details>"
+        )
     if metrics:
         body.append("<h2>Training curves</h2><div class='grid'>")
         for key in curve_keys(metrics):
@@ -117,22 +226,36 @@ def write_report(
         body.append(faceoff_html(faceoff, plots))
     sample = list(records) if records is not None else _sample_transcripts(run_dir, transcripts)
     if sample:
-        body.append("<h2>Sample games</h2>")
+        body.append(f"<h2>Sample games</h2><p>{SAMPLE_NOTE}</p>")
         body.extend(transcript_html(r) for r in sample[:transcripts])
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>detente report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
-    out.write_text(page, encoding="utf-8")
+    out.write_text(html_page("detente report", body), encoding="utf-8")
     return out
+
+
+def html_page(title: str, body: Sequence[str]) -> str:
+    """A complete page around already-escaped ``body`` parts."""
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def faceoff_html(faceoff: dict[str, Any], plots: Path) -> str:
     agents = faceoff["agents"]
-    heat = plot_heatmap(agents, faceoff["mean_reward"], plots / "faceoff.png",
-                        "mean reward per round of the row agent")
+    heat = plot_heatmap(
+        agents,
+        faceoff["mean_reward"],
+        plots / "faceoff.png",
+        "mean reward per round of the row agent",
+    )
     rows = [
-        [a, *(f"{m:.2f} ± {c:.2f}" if c is not None else f"{m:.2f}"
-              for m, c in zip(faceoff["mean_reward"][i], faceoff["ci95"][i], strict=True))]
+        [
+            a,
+            *(
+                f"{m:.2f} ± {c:.2f}" if c is not None else f"{m:.2f}"
+                for m, c in zip(faceoff["mean_reward"][i], faceoff["ci95"][i], strict=True)
+            ),
+        ]
         for i, a in enumerate(agents)
     ]
-    return ("<h2>Face-off</h2>" + img_tag(heat)
-            + html_table(["row \\ column", *agents], rows))
+    return "<h2>Face-off</h2>" + img_tag(heat) + html_table(["row \\ column", *agents], rows)
