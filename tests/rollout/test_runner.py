@@ -130,3 +130,29 @@ def test_illegal_move_is_an_invalid_reply_not_a_crash():
     )
     turn = record.seats[0].turns[0]
     assert turn.invalid and turn.invalid_attempts == 2 and turn.action == [0, 0, 0]
+
+
+class SeedMoves(Policy):
+    """Moves decided by the request's sampling seed (like a seeded sampler)."""
+
+    name = "seed-moves"
+
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        return [Reply("<A>" if r.seed % 3 else "<B>") for r in requests]
+
+
+def test_a_shard_played_alone_gives_the_records_it_gives_in_the_batch():
+    def matches() -> list[Match]:
+        policy = SeedMoves()
+        return [Match(make_game("ipd", None, s), (policy, policy), f"g{s}") for s in range(6)]
+
+    protocol = make_protocol("ipd")
+    whole = play(matches(), protocol, seed=5)
+    shards = [
+        play(matches()[lo:hi], protocol, seed=5, first_index=lo) for lo, hi in ((0, 2), (2, 6))
+    ]
+    as_json = [r.to_json() for r in whole]
+    assert as_json == [r.to_json() for shard in shards for r in shard]
+    moves = {t.action for r in whole for s in r.seats for t in s.turns}
+    assert len(moves) == 2  # the seeds decide, so the test would see a wrong index
+    assert as_json != [r.to_json() for r in play(matches()[2:6], protocol, seed=5)]

@@ -111,14 +111,17 @@ def play(
     invalid: InvalidReplyConfig | None = None,
     seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
+    first_index: int = 0,
 ) -> list[GameRecord]:
     """Play ``matches`` to the end, batched across games; return one record per game.
 
-    ``on_step(finished, total)`` is called after each step (for progress bars).
+    ``on_step(finished, total)`` is called after each step (for progress bars). Sampling seeds
+    derive from ``seed`` and each game's index in the batch, ``first_index`` for
+    ``matches[0]``: a shard of a batch played alone gives the records it gives in the batch.
     """
     invalid = invalid or InvalidReplyConfig()
-    live = [_start(index, match, protocol) for index, match in enumerate(matches)]
-    active = list(range(len(live)))
+    live = {first_index + i: _start(match, protocol) for i, match in enumerate(matches)}
+    active = list(live)
     while active:
         decisions = [(g, p) for g in active for p in live[g].match.game.phase.players]
         actions = _decide(live, decisions, protocol, invalid, seed)
@@ -132,10 +135,10 @@ def play(
         active = [g for g in active if not live[g].match.game.done]
         if on_step is not None:
             on_step(len(live) - len(active), len(live))
-    return [_record(item) for item in live]
+    return [_record(item) for item in live.values()]
 
 
-def _start(index: int, match: Match, protocol: Protocol) -> _Live:
+def _start(match: Match, protocol: Protocol) -> _Live:
     seats = []
     for player in (0, 1):
         system = protocol.rules(match.game, player)
@@ -151,7 +154,7 @@ def _session_id(item: _Live, player: int) -> str:
 
 
 def _decide(
-    live: list[_Live],
+    live: dict[int, _Live],
     decisions: list[tuple[int, int]],
     protocol: Protocol,
     invalid: InvalidReplyConfig,
@@ -265,7 +268,7 @@ def _parse_legal(protocol: Protocol, game: Game, player: int, kind: Kind, text: 
     return action
 
 
-def _end_sessions(live: list[_Live], finished: list[int]) -> None:
+def _end_sessions(live: dict[int, _Live], finished: list[int]) -> None:
     by_policy: dict[int, tuple[Policy, list[str]]] = {}
     for g in finished:
         for p, policy in enumerate(live[g].match.policies):
