@@ -13,6 +13,7 @@ from detente.games import GAMES, PLAYER_NAMES, make_game
 from detente.policies.agents import make_agent
 from detente.protocol import Style, make_protocol
 from detente.rollout.records import write_records
+from detente.rollout.runner import InvalidReplyConfig
 
 
 def _progress(description: str) -> tuple[tqdm, Callable[[int, int], None]]:
@@ -34,7 +35,10 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
     protocol = make_protocol(args.game, args.style)
     bar, update = _progress("face-off")
     with bar:
-        result, records = faceoff(args.game, agents, protocol, args.games, args.seed, on_step=update)
+        result, records = faceoff(
+            args.game, agents, protocol, args.games, args.seed,
+            invalid=InvalidReplyConfig(constrain_moves=args.constrain_moves), on_step=update,
+        )
     print(f"{args.game}: mean reward per round of the row agent (± 95% CI), {args.games} games "
           "per seat order")
     print(result.table())
@@ -187,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--games", type=int, default=100, help="games per seat order of each pair")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
+    p.add_argument(
+        "--constrain-moves",
+        action="store_true",
+        help="sample language models' moves format-constrained from the first try (as runs "
+        "trained with invalid.constrain_moves, e.g. the CPU presets, were)",
+    )
     p.add_argument("--json", help="write the matrix as JSON here")
     p.add_argument("--csv", help="write the cells (reward, CI, behaviour measures) as CSV here")
     p.add_argument("--heatmap", help="write the matrix as a PNG heatmap here")

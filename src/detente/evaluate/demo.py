@@ -117,6 +117,7 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
         settings.eval_games,
         seed=10_000 + settings.seed,
         config=config.game.game_config(),
+        invalid=config.invalid,  # moves sampled as in training
     )
     result.write_json(out / "faceoff.json")
     summary = summarise(settings.game, result, [a.name for a in agents[: len(METHODS)]])
