@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detente.config import load_config
+from detente.config import first_difference, load_config
 from detente.evaluate.faceoff import FaceoffResult, faceoff
 from detente.evaluate.plots import curve_keys, plot_curves
 from detente.evaluate.report import (
@@ -99,11 +99,16 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
             f"{settings.game}-{method}-{scale}", [f"seed={settings.seed}", *settings.overrides]
         )
         run_dir = out / method
-        trainer = (
-            Trainer.resume(run_dir)
-            if (run_dir / "config.yaml").is_file()
-            else Trainer.create(config, run_dir)
-        )
+        if (run_dir / "config.yaml").is_file():  # an interrupted demo: go on, if it is this one
+            saved = load_config(str(run_dir / "config.yaml"))
+            if saved != config:
+                raise ValueError(
+                    f"{run_dir} holds a run of another configuration "
+                    f"({first_difference(saved, config)}); choose another --out"
+                )
+            trainer = Trainer.resume(run_dir)
+        else:
+            trainer = Trainer.create(config, run_dir)
         trainer.run()
         runs[method] = run_dir
     agents = [make_agent(f"run:{runs[m]}", settings.game) for m in METHODS]
