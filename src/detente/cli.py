@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-from tqdm import tqdm
 
 from detente.games import GAMES, PLAYER_NAMES, make_game
 from detente.policies.agents import make_agent
 from detente.protocol import Style, make_protocol
 from detente.rollout.records import write_records
-from detente.rollout.runner import InvalidReplyConfig
-
-
-def _progress(description: str) -> tuple[tqdm, Callable[[int, int], None]]:
-    """A progress bar over games and the ``on_step`` callback that drives it."""
-    bar = tqdm(desc=description, unit="game", leave=False)
-
-    def update(finished: int, total: int) -> None:
-        bar.total = total
-        bar.update(finished - bar.n)
-
-    return bar, update
+from detente.rollout.runner import InvalidReplyConfig, games_progress
 
 
 def cmd_faceoff(args: argparse.Namespace) -> int:
@@ -33,14 +20,21 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
     specs = [s.strip() for s in args.agents.split(",") if s.strip()]
     agents = [make_agent(spec, args.game) for spec in specs]
     protocol = make_protocol(args.game, args.style)
-    bar, update = _progress("face-off")
+    bar, update = games_progress("face-off")
     with bar:
         result, records = faceoff(
-            args.game, agents, protocol, args.games, args.seed,
-            invalid=InvalidReplyConfig(constrain_moves=args.constrain_moves), on_step=update,
+            args.game,
+            agents,
+            protocol,
+            args.games,
+            args.seed,
+            invalid=InvalidReplyConfig(constrain_moves=args.constrain_moves),
+            on_step=update,
         )
-    print(f"{args.game}: mean reward per round of the row agent (± 95% CI), {args.games} games "
-          "per seat order")
+    print(
+        f"{args.game}: mean reward per round of the row agent (± 95% CI), {args.games} games "
+        "per seat order"
+    )
     print(result.table())
     if result.invalid_rate:
         print(f"invalid-reply rate: {result.invalid_rate:.3f}")
@@ -53,8 +47,12 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
     if args.heatmap:
         from detente.evaluate.plots import plot_heatmap
 
-        plot_heatmap(result.agents, result.mean_reward, Path(args.heatmap),
-                     f"{args.game}: mean reward per round of the row agent")
+        plot_heatmap(
+            result.agents,
+            result.mean_reward,
+            Path(args.heatmap),
+            f"{args.game}: mean reward per round of the row agent",
+        )
         print(f"wrote {args.heatmap}")
     if args.transcripts:
         write_records(Path(args.transcripts), records)
@@ -81,8 +79,10 @@ def cmd_play(args: argparse.Namespace) -> int:
     for r, rewards in enumerate(record.rewards):
         print(f"round {r + 1}: you {rewards[seat]:g}, {opponent.name} {rewards[1 - seat]:g}")
     totals = (sum(r[0] for r in record.rewards), sum(r[1] for r in record.rewards))
-    print(f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
-          f"{opponent.name} {totals[1 - seat]:g}")
+    print(
+        f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
+        f"{opponent.name} {totals[1 - seat]:g}"
+    )
     if args.transcript:
         write_records(Path(args.transcript), [record])
         print(f"wrote {args.transcript}")
@@ -120,8 +120,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report(target, Path(args.out) if args.out else None)
     else:  # a transcript file (e.g. from `detente play --transcript`)
         out = Path(args.out) if args.out else target.with_suffix("").with_suffix(".html")
-        path = write_report(target.parent, out, records=list(read_records(target)),
-                            title=f"detente transcript: {target.name}", transcripts=1000)
+        path = write_report(
+            target.parent,
+            out,
+            records=list(read_records(target)),
+            title=f"detente transcript: {target.name}",
+            transcripts=1000,
+        )
     print(f"wrote {path}")
     return 0
 
@@ -137,7 +142,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from detente.evaluate.demo import DemoSettings, format_table, run_demo
 
     out = Path(args.out or f"demo-out/{args.game}-{args.model}-s{args.seed}")
-    settings = DemoSettings(args.game, args.model, args.seed, args.eval_games, tuple(args.overrides))
+    settings = DemoSettings(
+        args.game, args.model, args.seed, args.eval_games, tuple(args.overrides)
+    )
     summary = run_demo(settings, out)
     print(f"\n{args.game} with {args.model}: trained from the same start, seed {args.seed}")
     print(format_table(summary))
@@ -164,11 +171,17 @@ def cmd_exploit(args: argparse.Namespace) -> int:
             {"iteration": m["iteration"], "reward": m["opponent_reward"]} for m in lines
         ],
     }
-    plot = plot_curves(curves, "reward", run_dir / "exploit.png",
-                       f"naive learner vs {args.target}: reward per round")
+    plot = plot_curves(
+        curves,
+        "reward",
+        run_dir / "exploit.png",
+        f"naive learner vs {args.target}: reward per round",
+    )
     first, last = lines[0], lines[-1]
-    print(f"learner reward per round {first['reward']:.3f} -> {last['reward']:.3f}; "
-          f"target {first['opponent_reward']:.3f} -> {last['opponent_reward']:.3f}")
+    print(
+        f"learner reward per round {first['reward']:.3f} -> {last['reward']:.3f}; "
+        f"target {first['opponent_reward']:.3f} -> {last['opponent_reward']:.3f}"
+    )
     print(f"wrote {plot}")
     return 0
 

@@ -241,3 +241,18 @@ def load_config(source: str, overrides: list[str] | None = None) -> RunConfig:
 
 def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def first_difference(a: RunConfig, b: RunConfig) -> str:
+    """The first key (dotted) whose value differs, as ``key: A != B``; "" when equal."""
+
+    def walk(x: Any, y: Any, key: str) -> str:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in [*x, *(k for k in y if k not in x)]:
+                found = walk(x.get(k), y.get(k), f"{key}.{k}" if key else str(k))
+                if found:
+                    return found
+            return ""
+        return "" if x == y else f"{key}: {x!r} != {y!r}"
+
+    return walk(a.model_dump(mode="json"), b.model_dump(mode="json"), "")

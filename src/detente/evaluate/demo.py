@@ -30,6 +30,7 @@ from detente.learn.trainer import Trainer
 from detente.policies.agents import make_agent
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord
+from detente.rollout.runner import games_progress
 
 METHODS = ("naive", "sum", "adalign")
 DEMO_BOTS = {
@@ -115,15 +116,18 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
     agents += [make_agent(f"bot:{b}", settings.game) for b in DEMO_BOTS[settings.game]]
     config = load_config(str(runs["naive"] / "config.yaml"))
     protocol = make_protocol(settings.game, config.game.style, config.game.game_config())
-    result, records = faceoff(
-        settings.game,
-        agents,
-        protocol,
-        settings.eval_games,
-        seed=10_000 + settings.seed,
-        config=config.game.game_config(),
-        invalid=config.invalid,  # moves sampled as in training
-    )
+    bar, update = games_progress("face-off")
+    with bar:
+        result, records = faceoff(
+            settings.game,
+            agents,
+            protocol,
+            settings.eval_games,
+            seed=10_000 + settings.seed,
+            config=config.game.game_config(),
+            invalid=config.invalid,  # moves sampled as in training
+            on_step=update,
+        )
     result.write_json(out / "faceoff.json")
     summary = summarise(settings.game, result, [a.name for a in agents[: len(METHODS)]])
     (out / "demo.json").write_text(json.dumps(summary, indent=2))

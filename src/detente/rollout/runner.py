@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
 
 from detente.games.base import Game, IllegalAction, Kind
 from detente.policies.base import Policy, Reply, Request
@@ -91,7 +92,9 @@ def dispatch(pairs: Sequence[tuple[Policy, Request]]) -> list[Reply]:
         else:
             answers = first_policy.act([pairs[i][1] for i in indices])
         if len(answers) != len(indices):
-            raise RuntimeError(f"{first_policy.name} returned {len(answers)} replies for {len(indices)}")
+            raise RuntimeError(
+                f"{first_policy.name} returned {len(answers)} replies for {len(indices)}"
+            )
         for i, answer in zip(indices, answers, strict=True):
             replies[i] = answer
     return replies  # type: ignore[return-value]
@@ -308,3 +311,14 @@ def reply_stats(records: Sequence[GameRecord]) -> dict[str, float]:
         "invalid_attempts": sum(t.invalid_attempts for t in turns) / n,
     }
 
+
+def games_progress(description: str) -> tuple[tqdm, Callable[[int, int], None]]:
+    """A progress bar over finished games and the ``on_step`` callback of :func:`play` that
+    drives it."""
+    bar = tqdm(desc=description, unit="game", leave=False)
+
+    def update(finished: int, total: int) -> None:
+        bar.total = total
+        bar.update(finished - bar.n)
+
+    return bar, update
