@@ -39,3 +39,28 @@ def trained_ipd_run(tmp_path_factory: pytest.TempPathFactory, tiny_overrides: li
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     Trainer.create(config, run_dir).run(progress=False)
     return run_dir
+
+
+def _split_logprobs(records) -> tuple[list, list]:
+    exact, logprobs = [], []
+    for record in records:
+        data = record.to_json()
+        for seat in data["seats"]:
+            for turn in seat["turns"]:
+                logprobs += turn.pop("logprobs")
+        exact.append(data)
+    return exact, logprobs
+
+
+@pytest.fixture(scope="session")
+def assert_same_records():
+    """Asserts two lists of game records equal: exactly, but for the sampled tokens' log-probs,
+    which may differ by float rounding (another process, another batch)."""
+
+    def check(a, b) -> None:
+        exact_a, logp_a = _split_logprobs(a)
+        exact_b, logp_b = _split_logprobs(b)
+        assert exact_a == exact_b
+        assert logp_a == pytest.approx(logp_b, abs=1e-4)
+
+    return check

@@ -122,6 +122,56 @@ class EvalSection(_Strict):
     games: int = Field(32, ge=1, description="Games per seat order in evaluations.")
 
 
+class VllmSection(_Strict):
+    gpu_memory: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Fraction of GPU memory vLLM takes (weights and KV cache); the rest is the "
+        "learner's where both share a GPU.",
+    )
+    max_loras: int = Field(
+        8, ge=1, description="Adapters in one vLLM batch (requests of more wait their turn)."
+    )
+    sleep: bool = Field(
+        True,
+        description="Sleep after each rollout (weights to CPU, KV cache freed) so that the "
+        "learner can train on the same GPU; wake for the next rollout.",
+    )
+
+
+class RuntimeSection(_Strict):
+    """Where rollouts run (the learner always runs in the trainer's process). Data-parallel
+    learners are started by ``torchrun``, not configured here."""
+
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Rollout workers: 0 plays in the trainer's process; N splits each "
+        "iteration's games among N Ray actors, each with its own engine replica whose adapters "
+        "are synced by name and version after every optimizer step. Same seed, same results.",
+    )
+    engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Rollout engine: hf (transformers + peft; with workers=0 the trainer's own "
+        "engine) or vllm (GPU only; pip install 'detente[vllm]').",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster to join ('auto' on a node of a running cluster); None starts a "
+        "local one, or uses the one this process already initialised.",
+    )
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs (and torch threads) per worker.")
+    gpus_per_worker: float = Field(0.0, ge=0, description="GPUs per worker (1 on a GPU cluster).")
+    max_replays: int = Field(
+        3,
+        ge=0,
+        description="Times a shard is replayed on a fresh worker, per iteration, after its worker "
+        "died; then the iteration fails.",
+    )
+    vllm: VllmSection = VllmSection()
+
+
 class RunConfig(_Strict):
     """Everything a run needs; the resolved copy is saved in the run directory."""
 
@@ -133,6 +183,7 @@ class RunConfig(_Strict):
     pool: PoolSection = PoolSection()
     invalid: InvalidReplyConfig = InvalidReplyConfig()
     eval: EvalSection = EvalSection()
+    runtime: RuntimeSection = RuntimeSection()
     checkpoint_every: int = Field(1, ge=1, description="Checkpoint the run every N iterations.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
 

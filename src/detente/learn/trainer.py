@@ -37,16 +37,18 @@ from detente.learn.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
+from detente.learn.distributed import DataParallel
 from detente.learn.loss import token_loss
 from detente.learn.scoring import action_logprobs, pad_batch
 from detente.lm.engine import Engine
-from detente.lm.models import load_engine
+from detente.lm.models import load_engine, resolve_device
 from detente.policies.agents import make_agent, share_batcher
 from detente.policies.base import Policy
 from detente.policies.lm import LMBatcher, LMPolicy
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord, write_records
-from detente.rollout.runner import Match, derive_seed, play, reply_stats
+from detente.rollout.replica import make_rollouts
+from detente.rollout.runner import Match, derive_seed, reply_stats
 
 LIVE = "live"
 _ROLLOUT, _SEATS = 1, 2  # purposes of derived seeds
@@ -74,7 +76,8 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
-        self.engine = engine or load_engine(config.model.name, device=_device(config.device))
+        self.dp = DataParallel.from_env()
+        self.engine = engine or load_engine(config.model.name, device=resolve_device(config.device))
         self.game_config = config.game.game_config()
         self.protocol = make_protocol(config.game.name, config.game.style, self.game_config)
         lora = config.model.lora
@@ -92,6 +95,7 @@ class Trainer:
         )
         self.live = LMPolicy(self.batcher, LIVE, "live")
         share_batcher(config.model.name, self.batcher)
+        self.rollouts = make_rollouts(config, self.engine, self.batcher, self.protocol)
         self.opponent = (
             make_agent(config.train.opponent, config.game.name) if config.train.opponent else None
         )
@@ -106,10 +110,11 @@ class Trainer:
     @classmethod
     def create(cls, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> Trainer:
         """A new run; an existing non-empty directory is never overwritten."""
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise RunDirError(f"{run_dir} exists and is not empty; use `detente resume {run_dir}`")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        if DataParallel.from_env().main:  # data-parallel peers write nothing
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise RunDirError(f"{run_dir} exists and is not empty; use `detente resume {run_dir}`")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.yaml", dump_config(config))
         return cls(config, run_dir, engine)
 
     @classmethod
@@ -129,7 +134,8 @@ class Trainer:
             for name in trainer.state.pool:
                 if name not in trainer.engine.adapter_names():
                     trainer.engine.load_adapter(name, run_dir / "pool" / name)
-        trainer._truncate_metrics()
+        if trainer.dp.main:
+            trainer._truncate_metrics()
         return trainer
 
     def _truncate_metrics(self) -> None:
@@ -174,9 +180,12 @@ class Trainer:
         return out
 
     def rollout(self, iteration: int) -> list[GameRecord]:
+        """This iteration's games, played by ``runtime`` workers or here; with data-parallel
+        learners each plays its share and all get every record."""
         seed = derive_seed(self.config.seed, iteration, _ROLLOUT)
-        with torch.no_grad():
-            return play(self.matches(iteration), self.protocol, self.config.invalid, seed)
+        matches = self.matches(iteration)
+        part = self.dp.part(len(matches))
+        return self.dp.gather(self.rollouts.play(matches[part.start : part.stop], seed, part.start))
 
     def update(self, records: list[GameRecord]) -> UpdateStats:
         """Credits → token loss → accumulated gradient → one clipped Adam step."""
@@ -187,10 +196,13 @@ class Trainer:
             raise RuntimeError("no action tokens to learn from")
         self.optimizer.zero_grad(set_to_none=True)
         sums = dict.fromkeys(("loss", "pg", "kl", "entropy", "mean_ratio", "clip_fraction"), 0.0)
-        for chunk in _chunks(sequences, train.minibatch_sequences):
+        share = self.dp.part(len(sequences))  # each data-parallel learner its share, loss ÷ N
+        for chunk in _chunks(sequences[share.start : share.stop], train.minibatch_sequences):
             sums_chunk = self._accumulate(chunk, total_tokens)
             for key, value in sums_chunk.items():
                 sums[key] += value
+        self.dp.reduce_gradients(self.params)
+        sums = self.dp.sum_values(sums)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip))
         self.optimizer.step()
         self.engine.drop_caches([LIVE])  # activations of the old weights must not be reused
@@ -241,18 +253,20 @@ class Trainer:
         stats = self.update(records)
         t2 = time.perf_counter()
         metrics = self._metrics(iteration, records, stats, rollout_s=t1 - t0, update_s=t2 - t1)
-        write_records(self.run_dir / "transcripts" / f"iter-{iteration:06d}.jsonl.gz", records)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(metrics) + "\n")
+        if self.dp.main:
+            write_records(self.run_dir / "transcripts" / f"iter-{iteration:06d}.jsonl.gz", records)
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
         self.state.iteration = iteration + 1
         pool = self.config.pool
         if pool.enabled and self.state.iteration % pool.every == 0:
             name = f"pool-{self.state.iteration:06d}"
             self.engine.copy_adapter(LIVE, name)
-            self.engine.save_adapter(name, self.run_dir / "pool" / name)
+            if self.dp.main:
+                self.engine.save_adapter(name, self.run_dir / "pool" / name)
             self.state.pool.append(name)
         done = self.state.iteration == self.config.train.iterations
-        if done or self.state.iteration % self.config.checkpoint_every == 0:
+        if self.dp.main and (done or self.state.iteration % self.config.checkpoint_every == 0):
             save_checkpoint(
                 self.run_dir, self.state, lambda path: self.engine.save_adapter(LIVE, path),
                 self.optimizer,
@@ -287,8 +301,3 @@ def _postfix(metrics: dict[str, Any]) -> dict[str, str]:
     keys = ("reward", "coop_rate", "invalid_rate", "loss")
     return {k: f"{metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), float)}
 
-
-def _device(setting: str) -> str:
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting

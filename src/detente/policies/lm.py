@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from detente.games.base import Kind
-from detente.lm.engine import Engine
-from detente.lm.types import GenerationRequest, SamplingParams
+from detente.lm.types import GenerationEngine, GenerationRequest, SamplingParams
 from detente.policies.base import Policy, Reply, Request
 
 
@@ -19,7 +18,7 @@ class LMBatcher:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: GenerationEngine,
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_message_tokens: int = 96,
@@ -30,6 +29,15 @@ class LMBatcher:
             Kind.MESSAGE: SamplingParams(temperature, top_p, max_message_tokens),
             Kind.MOVE: SamplingParams(temperature, top_p, max_move_tokens),
         }
+
+    @classmethod
+    def with_sampling(
+        cls, engine: GenerationEngine, sampling: dict[Kind, SamplingParams]
+    ) -> LMBatcher:
+        """A batcher over ``engine`` sampling as ``sampling`` says (e.g. another batcher's)."""
+        batcher = cls(engine)
+        batcher.sampling = dict(sampling)
+        return batcher
 
     def act(self, pairs: Sequence[tuple[LMPolicy, Request]]) -> list[Reply]:
         requests = [
@@ -64,14 +72,16 @@ class LMBatcher:
 class LMPolicy(Policy):
     """Replies sampled from ``engine`` with ``adapter`` (None = the base model)."""
 
-    supports_constrained = True
-
     def __init__(self, batcher: LMBatcher, adapter: str | None, name: str) -> None:
         if adapter is not None and adapter not in batcher.engine.adapter_names():
             raise ValueError(f"adapter {adapter!r} is not loaded in the engine")
         self.batcher = batcher
         self.adapter = adapter
         self.name = name
+
+    @property
+    def supports_constrained(self) -> bool:  # type: ignore[override]
+        return self.batcher.engine.supports_constrained
 
     def act(self, requests: Sequence[Request]) -> list[Reply]:
         return self.batcher.act([(self, r) for r in requests])
