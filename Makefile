@@ -35,6 +35,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.rollout_throughput
 	$(BIN)/python -m benchmarks.train_throughput
+	$(BIN)/python -m benchmarks.ray_scaling --games 128
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
