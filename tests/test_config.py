@@ -60,3 +60,14 @@ def test_unknown_preset_and_missing_file():
         load_config("nope.yaml")
     with pytest.raises(ConfigError, match="bogus: Extra inputs"):
         validate({"bogus": 1})
+
+
+def test_runtime_section_defaults_in_process_and_rejects_unknown_keys():
+    config = load_config("ipd-adalign-tiny")
+    assert config.runtime.workers == 0 and config.runtime.engine == "hf"
+    config = load_config("ipd-adalign", ["runtime.workers=4", "runtime.vllm.sleep=false"])
+    assert config.runtime.workers == 4 and not config.runtime.vllm.sleep
+    with pytest.raises(ConfigError, match=r"runtime\.worker"):
+        load_config("ipd-adalign-tiny", ["runtime.worker=2"])
+    with pytest.raises(ConfigError, match=r"runtime\.engine"):
+        load_config("ipd-adalign-tiny", ["runtime.engine=sglang"])
