@@ -9,7 +9,9 @@ from detente.config import ConfigError, dump_config, load_config, preset, preset
 
 def test_every_preset_validates():
     names = preset_names()
-    assert {"ipd-adalign", "ipd-adalign-tiny", "trust-split-naive-smollm2", "split-sum"} <= set(names)
+    assert {"ipd-adalign", "ipd-adalign-tiny", "trust-split-naive-smollm2", "split-sum"} <= set(
+        names
+    )
     for name in names:
         load_config(name)
 
@@ -21,7 +23,12 @@ def test_paper_values_in_gpu_presets():
     assert (ipd.train.beta, ipd.train.gamma_a, ipd.train.entropy_coef) == (0.5, 0.9, 0.01)
     assert ipd.pool.enabled and ipd.pool.every == 10
     ts = load_config("trust-split-adalign")
-    assert (ts.train.beta, ts.train.gamma_a, ts.train.gamma, ts.train.kl_coef) == (2.0, 0.96, 0.96, 0.001)
+    assert (ts.train.beta, ts.train.gamma_a, ts.train.gamma, ts.train.kl_coef) == (
+        2.0,
+        0.96,
+        0.96,
+        0.001,
+    )
     assert ts.train.entropy_coef == 0.0 and ts.train.group_size == 8
     naive = load_config("split-naive")
     assert naive.train.method == "naive" and not naive.pool.enabled
@@ -71,3 +78,13 @@ def test_runtime_section_defaults_in_process_and_rejects_unknown_keys():
         load_config("ipd-adalign-tiny", ["runtime.worker=2"])
     with pytest.raises(ConfigError, match=r"runtime\.engine"):
         load_config("ipd-adalign-tiny", ["runtime.engine=sglang"])
+
+
+def test_scale_fragments_have_per_game_entries():
+    # tiny's trust-split games are as long as its warm start's (4 rounds); other games keep theirs
+    assert load_config("trust-split-adalign-tiny").game.options == {"rounds": 4}
+    assert load_config("ipd-adalign-tiny").game.options == {}
+    assert load_config("trust-split-adalign").game.options == {}
+    # method entries still apply under a scale that sets the same section
+    assert load_config("ipd-adalign").train.entropy_coef == 0.01
+    assert load_config("ipd-adalign-tiny").train.entropy_coef == 0.0

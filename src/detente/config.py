@@ -117,7 +117,9 @@ class PoolSection(_Strict):
 
 
 class EvalSection(_Strict):
-    every: int = Field(0, ge=0, description="Face-off against the bots every N iterations (0: end only).")
+    every: int = Field(
+        0, ge=0, description="Face-off against the bots every N iterations (0: end only)."
+    )
     bots: list[str] = Field(default_factory=list, description="Bots to evaluate against.")
     games: int = Field(32, ge=1, description="Games per seat order in evaluations.")
 
@@ -190,7 +192,9 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _opponent_or_pool(self) -> RunConfig:
         if self.train.opponent is not None and self.pool.enabled:
-            raise ValueError("train.opponent (a fixed opponent) and pool.enabled exclude each other")
+            raise ValueError(
+                "train.opponent (a fixed opponent) and pool.enabled exclude each other"
+            )
         return self
 
 
@@ -211,13 +215,17 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 def _fragment(kind: str, name: str) -> dict[str, Any]:
     path = resources.files("detente") / "presets" / kind / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"no {kind[:-1]} fragment {name!r} (looked for presets/{kind}/{name}.yaml)")
+        raise ConfigError(
+            f"no {kind[:-1]} fragment {name!r} (looked for presets/{kind}/{name}.yaml)"
+        )
     return yaml.safe_load(path.read_text()) or {}
 
 
 def _names(kind: str) -> list[str]:
     folder = resources.files("detente") / "presets" / kind
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def preset_names() -> list[str]:
@@ -231,18 +239,19 @@ def preset_names() -> list[str]:
 
 
 def preset(name: str) -> dict[str, Any]:
-    """The raw (unvalidated) mapping of a preset."""
+    """The raw (unvalidated) mapping of a preset: the game's fragment, then the method's, then
+    the scale's, each followed by its ``for_games`` entry for this game."""
     games, methods, scales = _names("games"), _names("methods"), _names("scales")
     for game in sorted(games, key=len, reverse=True):
         if not name.startswith(game + "-"):
             continue
         method, _, scale = name[len(game) + 1 :].partition("-")
         if method in methods and (scale in scales or not scale):
-            method_data = _fragment("methods", method)
-            per_game = method_data.pop("for_games", {})
-            merged = deep_merge(_fragment("games", game), method_data)
-            merged = deep_merge(merged, per_game.get(game, {}))
-            return deep_merge(merged, _fragment("scales", scale or "gpu"))
+            merged = _fragment("games", game)
+            for data in (_fragment("methods", method), _fragment("scales", scale or "gpu")):
+                per_game = data.pop("for_games", {})
+                merged = deep_merge(deep_merge(merged, data), per_game.get(game, {}))
+            return merged
     raise ConfigError(f"unknown preset {name!r}; e.g. {', '.join(preset_names()[:6])}, ...")
 
 

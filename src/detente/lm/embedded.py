@@ -11,11 +11,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from detente.lm.models import ModelAndTokenizer, load_cached_dir, register_model, save_atomically
-from detente.lm.warmstart import RECIPE_VERSION, TINY, TINY_TEST, TinySpec, build_tiny
+from detente.lm.warmstart import TINY, TINY_TEST, TinySpec, build_tiny, recipe_key
 
 
 def _cache_name(name: str, spec: TinySpec) -> str:
-    key = hashlib.sha1(repr((asdict(spec), RECIPE_VERSION)).encode()).hexdigest()[:10]
+    key = hashlib.sha1(repr((asdict(spec), recipe_key())).encode()).hexdigest()[:10]
     return f"{name}-{key}"
 
 

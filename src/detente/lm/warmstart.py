@@ -25,10 +25,21 @@ from detente.rollout.runner import Match, play
 # Persona weights per game (the seat being imitated); the co-player is drawn uniformly.
 PERSONAS: dict[str, dict[str, float]] = {
     "ipd": {
-        "tit-for-tat": 0.35, "always-cooperate": 0.15, "wsls": 0.15, "grim": 0.1,
-        "always-defect": 0.1, "random": 0.1, "alternator": 0.05,
+        "tit-for-tat": 0.35,
+        "always-cooperate": 0.15,
+        "wsls": 0.15,
+        "grim": 0.1,
+        "always-defect": 0.1,
+        "random": 0.1,
+        "alternator": 0.05,
     },
-    "trust-split": {"honest": 0.35, "tit-for-tat": 0.35, "greedy": 0.15, "liar": 0.1, "sucker": 0.05},
+    "trust-split": {
+        "honest": 0.35,
+        "tit-for-tat": 0.35,
+        "greedy": 0.15,
+        "liar": 0.1,
+        "sucker": 0.05,
+    },
     "split": {"welfare": 0.6, "half": 0.2, "greedy": 0.2},
     "dond": {"fair": 0.8, "greedy": 0.2},
 }
@@ -58,16 +69,20 @@ class TinySpec:
     seed: int = 0
 
 
-TINY = TinySpec(vocab_size=1024, hidden=96, layers=3, heads=4, games_per_game=300, steps=160,
-                batch=16, lr=3e-3)
-TINY_TEST = TinySpec(vocab_size=384, hidden=48, layers=2, heads=2, games_per_game=24, steps=30,
-                     batch=16, lr=5e-3)
+TINY = TinySpec(
+    vocab_size=1024, hidden=96, layers=3, heads=4, games_per_game=300, steps=400, batch=16, lr=3e-3
+)
+TINY_TEST = TinySpec(
+    vocab_size=384, hidden=48, layers=2, heads=2, games_per_game=24, steps=30, batch=16, lr=5e-3
+)
 
 
 Chat = tuple[dict[str, str], ...]
 
 
-def persona_conversations(games: Sequence[str], games_per_game: int, seed: int) -> dict[str, list[Chat]]:
+def persona_conversations(
+    games: Sequence[str], games_per_game: int, seed: int
+) -> dict[str, list[Chat]]:
     """Whole chats (system, user, assistant, ...) of persona seats per game, compact style."""
     conversations: dict[str, list[Chat]] = {}
     for game_index, game in enumerate(games):
@@ -92,13 +107,17 @@ def persona_conversations(games: Sequence[str], games_per_game: int, seed: int) 
             seat_record = record.seats[seat]
             chat: list[dict[str, str]] = [{"role": "system", "content": seat_record.system}]
             for turn in seat_record.turns:
-                chat += [{"role": "user", "content": turn.prompt},
-                         {"role": "assistant", "content": turn.reply}]
+                chat += [
+                    {"role": "user", "content": turn.prompt},
+                    {"role": "assistant", "content": turn.reply},
+                ]
             conversations.setdefault(game, []).append(tuple(chat))
     return conversations
 
 
-def conversation_tokens(chat: ChatFormat, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
+def conversation_tokens(
+    chat: ChatFormat, messages: Sequence[dict[str, str]]
+) -> tuple[list[int], list[int]]:
     """Token ids of a whole chat and a 0/1 target mask over assistant replies and their end token.
 
     Built message by message from the template's text deltas, as the engine feeds a conversation:
@@ -135,23 +154,23 @@ def supervised_warm_start(
     spec: TinySpec,
     progress: bool = True,
 ) -> list[float]:
-    """Next-token cross-entropy on assistant tokens, AdamW with one-cycle decay; each example
-    is drawn from a game chosen with ``GAME_WEIGHTS``. Returns the loss of every step."""
+    """Next-token cross-entropy on assistant tokens, AdamW with one-cycle decay. Each step's
+    batch comes from one game, drawn with ``GAME_WEIGHTS`` (chats of one game have similar
+    lengths, so little compute goes to padding). Returns the loss of every step."""
     games = sorted(conversations)
     examples = {g: [conversation_tokens(chat, c) for c in conversations[g]] for g in games}
     weights = torch.tensor([GAME_WEIGHTS.get(g, 0.1) for g in games])
     generator = torch.Generator().manual_seed(spec.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, spec.lr, total_steps=spec.steps,
-                                                   pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, spec.lr, total_steps=spec.steps, pct_start=0.1
+    )
     losses = []
     model.train()
     for _ in tqdm(range(spec.steps), desc="warm start (tiny)", disable=not progress, leave=False):
-        picked_games = torch.multinomial(weights, spec.batch, True, generator=generator).tolist()
-        batch = [
-            examples[games[g]][int(torch.randint(len(examples[games[g]]), (1,), generator=generator))]
-            for g in picked_games
-        ]
+        pool = examples[games[int(torch.multinomial(weights, 1, generator=generator))]]
+        picks = torch.randint(len(pool), (spec.batch,), generator=generator).tolist()
+        batch = [pool[i] for i in picks]
         length = max(len(ids) for ids, _ in batch)
         ids = torch.full((len(batch), length), chat.pad_id)
         labels = torch.full((len(batch), length), -100)
@@ -173,8 +192,14 @@ def supervised_warm_start(
     return losses
 
 
-# Bump when the persona games, the compact protocol or the recipe change: cached models rebuild.
-RECIPE_VERSION = 3
+# Bump when the persona games, the compact protocol or the recipe's code change (the constants
+# above are part of the cache key by themselves): cached models rebuild.
+RECIPE_VERSION = 4
+
+
+def recipe_key() -> str:
+    """Everything besides a :class:`TinySpec` that decides what the warm start builds."""
+    return repr((RECIPE_VERSION, PERSONAS, GAME_WEIGHTS, PERSONA_ROUNDS, PROTOCOL_TOKENS))
 
 
 def build_tiny(spec: TinySpec, progress: bool = True) -> tuple[torch.nn.Module, object]:
