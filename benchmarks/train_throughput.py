@@ -43,7 +43,13 @@ def synthetic(seqs: int, length: int, every: int, vocab: int) -> list[TokenSeque
         tokens = torch.randint(4, vocab, (length,), generator=gen).tolist()
         action = [1 if k and k % every == 0 else 0 for k in range(length)]
         out.append(
-            TokenSequence(tokens, action, [0.5 * a for a in action], [-1.0 * a for a in action])
+            TokenSequence(
+                tokens,
+                action,
+                [0.5 * a for a in action],
+                [-1.0 * a for a in action],
+                [None] * length,  # unconstrained: the whole vocabulary
+            )
         )
     return out
 
