@@ -9,6 +9,9 @@ tokens, then one token per step with the KV cache written in place; a row stops 
 (the template's end of turn, or eos) or at its budget, and leaves the batch when it is next
 compacted.
 
+On the CPU, models with grouped key/value heads attend without copying the cache per query
+head (:mod:`detente.lm.attention`).
+
 Sessions keep their token ids and KV cache between calls (see :mod:`detente.lm.sessions` for the
 template delta and :mod:`detente.lm.kv` for batching caches of different lengths), so a game's
 cost grows linearly with its turns.
@@ -34,6 +37,7 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import PreTrainedTokenizerBase
 
 from detente.lm.adapters import AdapterSet
+from detente.lm.attention import select_attention
 from detente.lm.chat import ChatFormat
 from detente.lm.constrain import TokenTrie, TrieWalk
 from detente.lm.kv import KV, BatchKV, BufferPool, attention_bias, crop, kv_length, layout
@@ -116,6 +120,7 @@ class Engine:
         self.device = torch.device(device)
         self._num_layers: int = model.config.get_text_config().num_hidden_layers
         model.to(self.device)
+        select_attention(model, self.device)
         model.eval()
         model.requires_grad_(False)
         self.tokenizer = tokenizer

@@ -12,11 +12,13 @@ def build_untrained(
     layers: int = 2,
     heads: int = 4,
     seed: int = 0,
+    kv_heads: int | None = None,
     max_positions: int = 4096,
     init_std: float = 0.02,
 ) -> LlamaForCausalLM:
     """A Llama with tied embeddings sized for ``tokenizer`` (MLP width 4 × ``hidden``); the same
-    arguments give the same weights. Float32, eval mode."""
+    arguments give the same weights. ``kv_heads`` < ``heads`` gives grouped-query attention.
+    Float32, eval mode."""
     if hidden % heads:
         raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
     eos = tokenizer.eos_token_id
@@ -26,7 +28,7 @@ def build_untrained(
         intermediate_size=4 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=heads,
+        num_key_value_heads=kv_heads or heads,
         max_position_embeddings=max_positions,
         initializer_range=init_std,
         tie_word_embeddings=True,
