@@ -7,7 +7,8 @@ transformers' ``model.generate``). The naive loop is sequential, so its rate doe
 how many games run at once: it plays a few games and its per-game rate is reported at every
 concurrency (stated in the output). Speeds are ratios measured in this one run.
 
-    python -m benchmarks.rollout_throughput [--quick] [--models tiny,smollm2-135m] [--out PATH]
+    python -m benchmarks.rollout_throughput [--quick] [--models tiny,smollm2-135m] [--games ipd]
+        [--out PATH]
 """
 
 from __future__ import annotations
@@ -288,6 +289,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help=f"Comma-separated models (default: the small model, plus {SMOLLM2} unless --quick).",
     )
+    parser.add_argument(
+        "--games",
+        default=None,
+        help="Comma-separated game types to measure (default: every one in the plan).",
+    )
     parser.add_argument("--out", default="benchmarks/results.json", help="Where to write JSON.")
     parser.add_argument(
         "--threads",
@@ -308,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     throughput, scaling = [], []
     plans = [plan_for(m, args.quick) for m in models]
+    if args.games:
+        chosen = args.games.split(",")
+        plans = [
+            replace(p, concurrency={g: n for g, n in p.concurrency.items() if g in chosen})
+            for p in plans
+        ]
     for plan in plans:
         rows, series = measure(plan)
         throughput += rows
