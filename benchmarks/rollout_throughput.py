@@ -316,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     plans = [plan_for(m, args.quick) for m in models]
     if args.games:
         chosen = args.games.split(",")
+        known = {g for p in plans for g in p.concurrency}
+        if unknown := sorted(set(chosen) - known):
+            parser.error(f"--games: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         plans = [
             replace(p, concurrency={g: n for g, n in p.concurrency.items() if g in chosen})
             for p in plans
