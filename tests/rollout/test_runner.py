@@ -13,7 +13,13 @@ from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import make_bot
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord, read_records, write_records
-from detente.rollout.runner import InvalidReplyConfig, Match, invalid_rate, play
+from detente.rollout.runner import (
+    InvalidReplyConfig,
+    Match,
+    games_progress,
+    invalid_rate,
+    play,
+)
 
 
 class Scripted(Policy):
@@ -156,3 +162,19 @@ def test_a_shard_played_alone_gives_the_records_it_gives_in_the_batch():
     moves = {t.action for r in whole for s in r.seats for t in s.turns}
     assert len(moves) == 2  # the seeds decide, so the test would see a wrong index
     assert as_json != [r.to_json() for r in play(matches()[2:6], protocol, seed=5)]
+
+
+def test_games_progress_shows_each_step_of_games_played_in_lockstep():
+    """Games of one length finish together at the last step; the bar must move before that."""
+    bar, update = games_progress("games")
+    shown: list[str] = []
+    with bar:
+        bar.display = lambda msg=None, pos=None: shown.append(str(bar))  # what is drawn
+        bot = make_bot("ipd", "tit-for-tat")
+        config = make_game("ipd", None, 0).config_type(rounds=3)
+        matches = [Match(make_game("ipd", config, k), (bot, bot), f"g{k}") for k in range(4)]
+        play(matches, make_protocol("ipd"), on_step=update)
+    assert [("step 1" in s, "step 2" in s, "step 3" in s) for s in shown][:3] == [
+        (True, False, False), (False, True, False), (False, False, True)
+    ]
+    assert "0/4" in shown[0] and "4/4" in shown[2]

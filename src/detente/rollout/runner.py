@@ -314,11 +314,16 @@ def reply_stats(records: Sequence[GameRecord]) -> dict[str, float]:
 
 def games_progress(description: str) -> tuple[tqdm, Callable[[int, int], None]]:
     """A progress bar over finished games and the ``on_step`` callback of :func:`play` that
-    drives it."""
+    drives it. Games played in lockstep all finish at the last step, so the bar also shows the
+    steps played so far and redraws at each one."""
     bar = tqdm(desc=description, unit="game", leave=False)
+    steps = 0
 
     def update(finished: int, total: int) -> None:
+        nonlocal steps
+        steps += 1
         bar.total = total
-        bar.update(finished - bar.n)
+        bar.n = finished
+        bar.set_postfix_str(f"step {steps}")  # redraws the bar
 
     return bar, update
