@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from detente.games import make_game
+from detente.games import make_config, make_game
 from detente.games.base import Kind
 from detente.games.ipd import Move
 from detente.policies.base import Policy, Reply, Request
@@ -78,6 +78,23 @@ def test_constrained_sample_after_free_retries():
     assert (turn.action, turn.invalid, turn.constrained, turn.attempts) == ("D", False, True, 3)
 
 
+def test_a_message_gets_only_its_free_retries_no_constrained_attempt():
+    """Messages have no allowed set, so there is nothing to constrain: 1 + free_retries
+    attempts; a move's last attempt is the constrained one."""
+    policy = Scripted(["not a message"], constrained_reply="<<proposal_start>> 5 <<proposal_end>>")
+    game = make_game("trust-split", make_config("trust-split", {"rounds": 1}), 0)
+    (record,) = play([Match(game, (policy, make_bot("trust-split", "honest")), "g")],
+                     make_protocol("trust-split"),
+                     InvalidReplyConfig(free_retries=1, constrained_retry=True))
+    turns = record.seats[0].turns
+    messages = [t for t in turns if t.kind is Kind.MESSAGE]
+    (move,) = [t for t in turns if t.kind is Kind.MOVE]
+    assert messages and all((t.attempts, t.invalid, t.constrained) == (2, True, False)
+                            for t in messages)
+    assert not any(r.constrained for b in policy.batches for r in b if r.kind is Kind.MESSAGE)
+    assert (move.attempts, move.invalid, move.constrained) == (3, False, True)
+
+
 def test_constrain_moves_asks_moves_constrained_from_the_first_try_messages_free():
     policy = Scripted(["free text"], constrained_reply="<B>")
     game = make_game("trust-split", None, 0)
@@ -125,8 +142,6 @@ def test_conversation_grows_and_records_round_trip(tmp_path):
 
 
 def test_illegal_move_is_an_invalid_reply_not_a_crash():
-    from detente.games import make_config
-
     config = make_config("split", {"quantity": 5, "rounds": 1})
     policy = Scripted(["Proposal: 10 hats, 0 books, 0 balls"])
     (record,) = play(

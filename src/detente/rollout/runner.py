@@ -3,7 +3,8 @@
 Each step gathers every pending decision of every unfinished game and sends one batch per
 policy (or per shared batcher, e.g. one language-model engine serving several adapters). Invalid
 replies follow SPEC §1.5: ``free_retries`` plain re-samples, then one format-constrained sample
-where the policy supports it, then the protocol's declared default, flagged ``invalid``. With
+for a move where the policy supports it (a message has no allowed set: it gets the free
+re-samples only), then the protocol's declared default, flagged ``invalid``. With
 ``constrain_moves`` every move is sampled constrained from the first try (messages stay free).
 """
 
@@ -32,7 +33,9 @@ class InvalidReplyConfig(BaseModel):
 
     free_retries: int = Field(2, ge=0, description="Plain re-samples before anything else.")
     constrained_retry: bool = Field(
-        True, description="Then one format-constrained sample, where the policy supports it."
+        True,
+        description="Then one format-constrained sample of a move, where the policy supports "
+        "it (messages have nothing to constrain to).",
     )
     constrain_moves: bool = Field(
         False,
@@ -190,14 +193,15 @@ def _decide(
     pending = list(range(len(decisions)))
     max_attempts = 1 + invalid.free_retries + (1 if invalid.constrained_retry else 0)
     last_reply: list[Reply | None] = [None] * len(decisions)
-    supports = [live[g].match.policies[p].supports_constrained for g, p in decisions]
-    always = [
-        supports[i] and invalid.constrain_moves and requests[i].kind is Kind.MOVE
-        for i in range(len(decisions))
+    # Only moves have an allowed set to constrain to; a message's last try would be free again.
+    constrainable = [
+        live[g].match.policies[p].supports_constrained and requests[i].kind is Kind.MOVE
+        for i, (g, p) in enumerate(decisions)
     ]
+    always = [c and invalid.constrain_moves for c in constrainable]
     for attempt in range(max_attempts):
         retry = invalid.constrained_retry and attempt == max_attempts - 1 and attempt > 0
-        asking = [i for i in pending if not retry or supports[i]]
+        asking = [i for i in pending if not retry or constrainable[i]]
         if not asking:
             break
         pairs = []
