@@ -80,7 +80,10 @@ class TrainSection(_Strict):
     iterations: int = Field(100, ge=1, description="Optimizer steps (one per iteration).")
     games_per_iteration: int = Field(64, ge=1, description="Games played per iteration.")
     group_size: int = Field(8, ge=1, description="Games sharing an environment seed.")
-    ignore_groups: bool = Field(False, description="Ablation: leave-one-out over the batch.")
+    ignore_groups: bool = Field(
+        False,
+        description="Ablation: ignore seed groups; leave-one-out per seat position over the batch.",
+    )
     gamma: float = Field(0.96, ge=0, le=1, description="Discount of reward-to-go.")
     beta: float = Field(1.0, ge=0, description="Advantage Alignment strength β.")
     gamma_a: float = Field(0.9, ge=0, le=1, description="Advantage Alignment discount γ_a.")

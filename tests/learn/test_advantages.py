@@ -21,10 +21,16 @@ def brute_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def brute_loo(
-    returns: np.ndarray, groups: list[int], mask: np.ndarray, whole_batch: bool
+    returns: np.ndarray,
+    groups: list[int],
+    mask: np.ndarray,
+    whole_batch: bool,
+    seats: list[int] | None = None,
 ) -> np.ndarray:
-    """A^j_t = G^j_t − mean of G^{j'}_t over the other games of j's group that have round t."""
+    """A^j_t = G^j_t − mean of G^{j'}_t over the other rows of j's seat position that have round
+    t and, unless ``whole_batch``, belong to j's group."""
     games, horizon = returns.shape
+    seat = seats or [0] * games
     out = np.zeros_like(returns)
     for j in range(games):
         for t in range(horizon):
@@ -33,7 +39,10 @@ def brute_loo(
             peers = [
                 returns[k, t]
                 for k in range(games)
-                if k != j and mask[k, t] and (whole_batch or groups[k] == groups[j])
+                if k != j
+                and mask[k, t]
+                and seat[k] == seat[j]
+                and (whole_batch or groups[k] == groups[j])
             ]
             out[j, t] = returns[j, t] - (sum(peers) / len(peers) if peers else 0.0)
     return out
@@ -89,6 +98,40 @@ def test_group_loo_all_singletons_use_whole_batch() -> None:
     expected = brute_loo(returns, list(range(128)), np.ones((128, 10), dtype=bool), True)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     assert not np.allclose(got, returns)
+
+
+def test_group_loo_singleton_groups_pool_per_seat_position() -> None:
+    """K = 1 in self-play: rows (game, Alice) and (game, Bob) share a group id; each seat
+    position is pooled over the batch, never with the other seat (SPEC §2)."""
+    rng = np.random.default_rng(5)
+    returns = rng.normal(size=(2 * 16, 4))
+    groups = np.repeat(np.arange(16), 2)
+    seats = np.tile([0, 1], 16)
+    got = group_loo(returns, groups, seats)
+    expected = brute_loo(returns, list(groups), np.ones((32, 4), dtype=bool), True, list(seats))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    bob_changed = returns.copy()
+    bob_changed[seats == 1] += rng.normal(size=(16, 4))
+    np.testing.assert_array_equal(
+        group_loo(bob_changed, groups, seats)[seats == 0], got[seats == 0]
+    )
+
+
+@pytest.mark.parametrize("seats", [[0, 1, 0, 1, 0, 1], [0, 0, 1, 1, 1, 0]])
+def test_group_loo_ignore_groups_pools_per_seat_position(seats: list[int]) -> None:
+    returns = np.random.default_rng(6).normal(size=(6, 3))
+    groups = [0, 0, 0, 1, 1, 1]
+    got = group_loo(returns, groups, seats, ignore_groups=True)
+    expected = brute_loo(returns, groups, np.ones((6, 3), dtype=bool), True, seats)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_group_loo_seed_groups_split_by_seat_position() -> None:
+    returns = np.random.default_rng(7).normal(size=(8, 3))
+    groups, seats = [0, 0, 0, 0, 1, 1, 1, 1], [0, 1, 0, 1, 0, 0, 1, 1]
+    got = group_loo(returns, groups, seats)
+    expected = brute_loo(returns, groups, np.ones((8, 3), dtype=bool), False, seats)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
 def test_group_loo_single_game_has_no_baseline() -> None:
@@ -147,3 +190,5 @@ def test_group_loo_shape_errors() -> None:
         group_loo(np.zeros((4, 2)), [0, 1, 2])
     with pytest.raises(ValueError):
         group_loo(np.zeros((4, 2)), [0, 1, 2, 3], mask=np.ones((4, 3)))
+    with pytest.raises(ValueError):
+        group_loo(np.zeros((4, 2)), [0, 1, 2, 3], [0, 1])

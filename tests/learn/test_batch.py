@@ -25,7 +25,8 @@ def make_record(index: int, group: int, rewards: np.ndarray, learners=(True, Tru
 
 
 def brute_force(records, settings, row_player):
-    """Literal loops: returns, leave-one-out within (group, seat), credit per SPEC §2."""
+    """Literal loops: returns, leave-one-out within (group, seat) (K = 1: within the seat
+    position over the batch), credit per SPEC §2."""
     def returns(rec, p):
         r = [x[p] / settings.reward_scale for x in rec.rewards]
         return [sum(settings.gamma ** (s - t) * r[s] for s in range(t, len(r))) for t in range(len(r))]
@@ -39,7 +40,8 @@ def brute_force(records, settings, row_player):
     out = {}
     for g, p in rows:
         T = records[g].num_rounds
-        peers = [(h, q) for h, q in rows if (h, q) != (g, p) and (pooled or keys[(h, q)] == keys[(g, p)])]
+        peers = [(h, q) for h, q in rows if (h, q) != (g, p) and q == p
+                 and (pooled or keys[(h, q)] == keys[(g, p)])]
         adv = {}
         for who, seat in (("own", p), ("other", 1 - p)):
             G = returns(records[g], seat)
@@ -84,3 +86,47 @@ def test_only_learner_seats_get_credit_and_tokens():
     assert seq.action == [0, 0, 1, 1] * 3
     assert seq.credit[2:4] == [credits[1].credits[0]] * 2 and seq.credit[6] == credits[1].credits[1]
     assert seq.sampler_logp[:4] == [0.0, 0.0, -0.1, -0.2]
+
+
+@pytest.mark.parametrize("opponent_pool", [False, True])
+def test_baseline_never_holds_the_co_players_return_of_the_same_game(opponent_pool):
+    """K = 1 (IPD): changing only Bob's rewards (game 0: Bob learns in self-play; game 1: Bob
+    learns with the opponent pool, whose learner seat alternates between games) leaves every
+    Alice naive credit as it was."""
+    rng = np.random.default_rng(2)
+    rewards = rng.integers(0, 6, size=(8, 4, 2)).astype(float)
+
+    def alice_credits(rewards):
+        records = [
+            make_record(i, i, rewards[i],
+                        learners=(True, True) if not opponent_pool else (i % 2 == 0, i % 2 == 1))
+            for i in range(len(rewards))
+        ]
+        settings = CreditSettings(CreditMethod.NAIVE, 0.9, 0.0, 0.9, False, False, 5.0)
+        return {c.game_index: c.credits for c in seat_credits(records, settings) if c.player == 0}
+
+    before = alice_credits(rewards)
+    changed = rewards.copy()
+    changed[0:2, :, 1] += [5.0, -3.0, 2.0, 4.0]
+    after = alice_credits(changed)
+    assert before.keys() == after.keys() and len(before) == (4 if opponent_pool else 8)
+    for game in before:
+        np.testing.assert_array_equal(after[game], before[game])
+
+
+@pytest.mark.parametrize("ignore_groups", [False, True])
+def test_ignore_groups_pools_per_seat_position(ignore_groups):
+    rng = np.random.default_rng(3)
+    records = [make_record(i, i // 4, rng.integers(0, 6, size=(3, 2)).astype(float))
+               for i in range(8)]
+    settings = CreditSettings(CreditMethod.NAIVE, 0.9, 0.0, 0.9, False, ignore_groups, 5.0)
+    credits = {(c.game_index, c.player): c.credits for c in seat_credits(records, settings)}
+    for p in (0, 1):
+        peers = [g for g in range(8) if ignore_groups or g // 4 == 0]
+        returns = {
+            g: [sum(0.9 ** (s - t) * records[g].rewards[s][p] / 5 for s in range(t, 3))
+                for t in range(3)]
+            for g in peers
+        }
+        expected = [returns[0][t] - np.mean([returns[g][t] for g in peers if g]) for t in range(3)]
+        assert credits[(0, p)] == pytest.approx(expected, abs=1e-12)

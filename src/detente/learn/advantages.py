@@ -4,8 +4,9 @@ Time step t is one round. Rewards reach these functions already divided by the p
 scale c (IPD 5, split games 100): that division is the caller's job.
 
 - ``discounted_returns``: reward-to-go  G_t = Σ_{s≥t} γ^{s−t} r_s.
-- ``group_loo``: per-round leave-one-out advantage within a seed group of K games,
-  A^j_t = G^j_t − (1/(K−1)) Σ_{j'≠j} G^{j'}_t  (no std scaling, no critic).
+- ``group_loo``: per-round leave-one-out advantage among the K games of a seed group, per seat
+  position, A^j_t = G^j_t − (1/(K−1)) Σ_{j'≠j} G^{j'}_t  (no std scaling, no critic); when every
+  seed group holds one game (K = 1), over all of that seat position's games in the batch.
 """
 
 from __future__ import annotations
@@ -35,57 +36,69 @@ def discounted_returns(rewards: npt.ArrayLike, gamma: float) -> FloatArray:
 def group_loo(
     returns: npt.ArrayLike,
     group_ids: npt.ArrayLike,
+    seats: npt.ArrayLike | None = None,
     *,
     mask: npt.ArrayLike | None = None,
     ignore_groups: bool = False,
 ) -> FloatArray:
-    """Leave-one-out advantage per round within seed groups.
+    """Leave-one-out advantage per round within (seed group, seat position) cells.
 
-    A^j_t = G^j_t − (1/(n_t − 1)) Σ_{j' ∈ g(j), j'≠j, m^{j'}_t=1} G^{j'}_t, where g(j) is the group
-    of game j and n_t the number of games of g(j) that have round t (``mask``; all rounds exist
-    if ``mask`` is None). A game alone at a round (n_t = 1) gets no baseline there: A = G.
+    A^j_t = G^j_t − (1/(n_t − 1)) Σ_{j' ∈ c(j), j'≠j, m^{j'}_t=1} G^{j'}_t, where c(j) is the cell
+    of row j and n_t the number of rows of c(j) that have round t (``mask``; all rounds exist
+    if ``mask`` is None). A row alone at a round (n_t = 1) gets no baseline there: A = G.
     Masked-out entries are 0.
 
-    Groups used:
-    - ``ignore_groups=True`` (ablation): one group holding the whole batch.
-    - every group of size 1 (each game has its own seed): one group holding the whole batch.
-    - otherwise the given groups (sizes may differ, e.g. 8 and 4).
+    A row is one seat of one game; rows of different seat positions are never compared, so a
+    baseline never holds the co-player's return from the same game (which depends on the row's
+    own actions). Cells used:
+    - ``ignore_groups=True`` (ablation): c(j) = all rows of j's seat position in the batch.
+    - every (group, seat) cell holds one row (each game has its own seed, K = 1): likewise all
+      rows of j's seat position in the batch.
+    - otherwise c(j) = the rows of j's seed group and seat position (sizes may differ, e.g. 8
+      and 4).
 
     Args:
-        returns: [games, T] returns G (e.g. from ``discounted_returns``).
-        group_ids: [games] integer seed-group id of each game.
-        mask: optional [games, T], 1 where the round exists.
-        ignore_groups: take the leave-one-out over the whole batch regardless of groups.
+        returns: [rows, T] returns G (e.g. from ``discounted_returns``).
+        group_ids: [rows] integer seed-group id of each row's game.
+        seats: [rows] integer seat position of each row; None: every row the same position.
+        mask: optional [rows, T], 1 where the round exists.
+        ignore_groups: ignore the seed groups (leave-one-out over each seat position's rows).
 
     Raises:
-        ValueError: on shape mismatches, or when groups are mixed (some of size 1, some larger):
-            a singleton game has no group to compare with, and silently pooling it with the
-            whole batch would mix two baselines in one batch.
+        ValueError: on shape mismatches, or when cells are mixed (some of one row, some larger):
+            a singleton row has no group to compare with, and silently pooling it with its
+            whole seat position would mix two baselines in one batch.
     """
     g = np.asarray(returns, dtype=np.float64)
     ids = np.asarray(group_ids)
     if g.ndim != 2:
-        raise ValueError(f"returns must be [games, T], got shape {g.shape}")
+        raise ValueError(f"returns must be [rows, T], got shape {g.shape}")
     if ids.shape != (g.shape[0],):
         raise ValueError(f"group_ids must have shape ({g.shape[0]},), got {ids.shape}")
+    position = np.zeros_like(ids) if seats is None else np.asarray(seats)
+    if position.shape != ids.shape:
+        raise ValueError(f"seats must have shape ({g.shape[0]},), got {position.shape}")
     m = np.ones_like(g) if mask is None else np.asarray(mask, dtype=np.float64)
     if m.shape != g.shape:
         raise ValueError(f"mask shape {m.shape} != returns shape {g.shape}")
 
-    _, inverse, sizes = np.unique(ids, return_inverse=True, return_counts=True)
+    cells = np.stack([ids, position], axis=1).reshape(g.shape[0], 2)
+    _, inverse, sizes = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
     if ignore_groups or np.all(sizes == 1):
-        inverse = np.zeros(g.shape[0], dtype=np.int64)
+        _, inverse = np.unique(position, return_inverse=True)
     elif np.any(sizes == 1):
         raise ValueError(
-            "mixed seed-group sizes: some groups have one game and others more; use groups "
-            "of size >= 2 everywhere, all of size 1 (whole-batch baseline), or ignore_groups"
+            "mixed seed-group sizes: some (group, seat) cells have one row and others more; use "
+            "groups of size >= 2 everywhere, all of size 1 (per-seat baseline over the batch), "
+            "or ignore_groups"
         )
+    inverse = inverse.reshape(-1)
     onehot = np.zeros((g.shape[0], inverse.max(initial=0) + 1))
     onehot[np.arange(g.shape[0]), inverse] = 1.0
 
     gm = np.where(m > 0, g, 0.0)
-    group_sum = (onehot.T @ gm)[inverse]  # [games, T]: Σ over the game's group, per round
-    group_count = (onehot.T @ m)[inverse]
-    others = group_count - m  # how many other games of the group have this round
-    baseline = np.divide(group_sum - gm, others, out=np.zeros_like(g), where=others > 0)
+    cell_sum = (onehot.T @ gm)[inverse]  # [rows, T]: Σ over the row's cell, per round
+    cell_count = (onehot.T @ m)[inverse]
+    others = cell_count - m  # how many other rows of the cell have this round
+    baseline = np.divide(cell_sum - gm, others, out=np.zeros_like(g), where=others > 0)
     return np.where(m > 0, g - baseline, 0.0)

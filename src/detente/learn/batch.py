@@ -2,7 +2,8 @@
 
 An *agent row* is one seat of one game: its rewards [T], its co-player's rewards [T] and its group.
 Rows of the same seat position within a seed group form the leave-one-out group (so an opener is
-compared with openers); when every seed group holds one game, ``group_loo`` pools the whole batch.
+compared with openers); when every seed group holds one game, ``group_loo`` pools each seat
+position over the batch (Alice rows with Alice rows), never the two seats of one game.
 """
 
 from __future__ import annotations
@@ -56,23 +57,27 @@ def seat_credits(records: Sequence[GameRecord], settings: CreditSettings) -> lis
     """Credits of every learner seat (``SeatRecord.learner``), SPEC §2.
 
     Returns G = discounted reward-to-go of r / c; A = leave-one-out within (group, seat position)
-    for both the learner rows and their co-player rows; credit by ``settings.method``.
+    for both the learner rows and their co-player rows (each by its own seat position; K = 1:
+    over that position's rows in the batch); credit by ``settings.method``.
     """
     rows = [(g, p) for g, r in enumerate(records) for p in (0, 1) if r.seats[p].learner]
     if not rows:
         return []
     own_rewards, mask = reward_matrix(records, rows)
     other_rewards, _ = reward_matrix(records, [(g, 1 - p) for g, p in rows])
-    groups = np.array([records[g].group * 2 + p for g, p in rows])
+    groups = np.array([records[g].group for g, _ in rows])
+    seats = np.array([p for _, p in rows])
 
-    def advantages(rewards: np.ndarray) -> np.ndarray:
+    def advantages(rewards: np.ndarray, seat_of_row: np.ndarray) -> np.ndarray:
         returns = discounted_returns(rewards / settings.reward_scale, settings.gamma) * mask
-        return group_loo(returns, groups, mask=mask, ignore_groups=settings.ignore_groups)
+        return group_loo(
+            returns, groups, seat_of_row, mask=mask, ignore_groups=settings.ignore_groups
+        )
 
     credits = compute_credit(
         settings.method,
-        advantages(own_rewards),
-        advantages(other_rewards),
+        advantages(own_rewards, seats),
+        advantages(other_rewards, 1 - seats),
         settings.beta,
         settings.gamma_a,
         settings.include_current,
