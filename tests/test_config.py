@@ -35,6 +35,12 @@ def test_paper_values_in_gpu_presets():
     assert (naive.train.lr, naive.model.lora.r, naive.model.lora.alpha) == (3e-6, 32, 64)
 
 
+def test_leading_gamma_defaults_to_the_authors_choice_and_can_be_set():
+    assert load_config("ipd-adalign-tiny").train.leading_gamma is None
+    config = load_config("ipd-adalign-tiny", ["train.leading_gamma=true"])
+    assert config.train.leading_gamma is True
+
+
 def test_overrides_and_round_trip(tmp_path):
     config = load_config("ipd-naive-tiny", ["train.lr=0.01", "game.options.rounds=5", "seed=3"])
     assert (config.train.lr, config.game.options["rounds"], config.seed) == (0.01, 5, 3)
@@ -51,6 +57,7 @@ def test_overrides_and_round_trip(tmp_path):
         (["game.options.rouns=3"], "options.rouns"),
         (["game.name=chess"], "chess"),
         (["pool.p_past=2"], "pool.p_past"),
+        (["train.leading_gamma=sometimes"], "train.leading_gamma"),
         (["train.games_per_iteration=10", "train.group_size=3"], "group_size"),
         (["nonsense"], "key.sub=value"),
     ],

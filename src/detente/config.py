@@ -88,6 +88,12 @@ class TrainSection(_Strict):
     beta: float = Field(1.0, ge=0, description="Advantage Alignment strength β.")
     gamma_a: float = Field(0.9, ge=0, le=1, description="Advantage Alignment discount γ_a.")
     include_current: bool = Field(False, description="Just-in-time variant (k ≤ t in W_t).")
+    leading_gamma: bool | None = Field(
+        None,
+        description="Leading factor of W_t = γ_a^ℓ Σ_k γ_a^{t−k} A_k (k < t, or k ≤ t with "
+        "include_current): true ℓ = 1, false ℓ = 0. None = the authors' code: ℓ = 1 for k < t, "
+        "ℓ = 0 for k ≤ t.",
+    )
     reward_scale: float | None = Field(
         None, gt=0, description="Divide rewards by this; None = the game's own scale."
     )

@@ -55,7 +55,11 @@ def brute_force(records, settings, row_player):
             elif settings.method == CreditMethod.SUM:
                 credit.append(own[t] + other[t])
             else:
-                w = settings.gamma_a * sum(settings.gamma_a ** (t - k) * own[k] for k in range(t))
+                jit, lead = settings.include_current, settings.leading_gamma
+                lead = not jit if lead is None else lead
+                w = (settings.gamma_a if lead else 1.0) * sum(
+                    settings.gamma_a ** (t - k) * own[k] for k in range(t + 1 if jit else t)
+                )
                 credit.append(own[t] + settings.beta * other[t] * w)
         out[(g, p)] = credit
     return out
@@ -68,6 +72,20 @@ def test_seat_credits_match_brute_force(method, games, group_size):
     records = [make_record(i, i // group_size, rng.integers(0, 6, size=(5, 2)).astype(float))
                for i in range(games)]
     settings = CreditSettings(method, 0.9, 0.7, 0.8, False, False, 5.0)
+    expected = brute_force(records, settings, None)
+    for sc in seat_credits(records, settings):
+        assert sc.credits == pytest.approx(expected[(sc.game_index, sc.player)], abs=1e-12)
+
+
+@pytest.mark.parametrize("include_current", [False, True])
+@pytest.mark.parametrize("leading_gamma", [None, True, False])
+def test_adalign_leading_gamma_reaches_the_credits(include_current, leading_gamma):
+    rng = np.random.default_rng(4)
+    records = [make_record(i, i // 2, rng.integers(0, 6, size=(4, 2)).astype(float))
+               for i in range(6)]
+    settings = CreditSettings(
+        CreditMethod.ADALIGN, 0.9, 0.7, 0.8, include_current, False, 5.0, leading_gamma
+    )
     expected = brute_force(records, settings, None)
     for sc in seat_credits(records, settings):
         assert sc.credits == pytest.approx(expected[(sc.game_index, sc.player)], abs=1e-12)

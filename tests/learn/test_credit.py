@@ -18,15 +18,22 @@ from detente.learn.credit import (
 
 
 def brute_adalign(
-    own: np.ndarray, other: np.ndarray, beta: float, gamma: float, include_current: bool
+    own: np.ndarray,
+    other: np.ndarray,
+    beta: float,
+    gamma: float,
+    include_current: bool,
+    leading_gamma: bool | None = None,
 ) -> np.ndarray:
-    """C_t = A^i_t + β A^{−i}_t γ Σ_{k<t (or ≤t)} γ^{t−k} A^i_k, as a double loop."""
+    """C_t = A^i_t + β A^{−i}_t γ^ℓ Σ_{k<t (or ≤t)} γ^{t−k} A^i_k, as a double loop; ℓ = 1 if
+    ``leading_gamma``, 0 if not, and when None 1 for k < t, 0 for k ≤ t (the authors' code)."""
     games, horizon = own.shape
+    lead = (not include_current) if leading_gamma is None else leading_gamma
     out = np.zeros_like(own)
     for j in range(games):
         for t in range(horizon):
             last = t + 1 if include_current else t
-            w = gamma * sum(gamma ** (t - k) * own[j, k] for k in range(last))
+            w = (gamma if lead else 1.0) * sum(gamma ** (t - k) * own[j, k] for k in range(last))
             out[j, t] = own[j, t] + beta * other[j, t] * w
     return out
 
@@ -53,13 +60,20 @@ def test_naive_and_sum_match_loop(pair: tuple[np.ndarray, np.ndarray]) -> None:
     beta=st.floats(0.0, 3.0),
     gamma=st.floats(0.0, 1.0),
     include_current=st.booleans(),
+    leading_gamma=st.sampled_from([None, True, False]),
 )
 def test_advantage_alignment_matches_double_loop(
-    pair: tuple[np.ndarray, np.ndarray], beta: float, gamma: float, include_current: bool
+    pair: tuple[np.ndarray, np.ndarray],
+    beta: float,
+    gamma: float,
+    include_current: bool,
+    leading_gamma: bool | None,
 ) -> None:
     own, other = pair
-    got = advantage_alignment(own, other, beta, gamma, include_current)
-    expected = brute_adalign(own, other, beta, gamma, include_current)
+    got = advantage_alignment(
+        own, other, beta, gamma, include_current, leading_gamma=leading_gamma
+    )
+    expected = brute_adalign(own, other, beta, gamma, include_current, leading_gamma)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -71,7 +85,12 @@ def test_alignment_weights_first_round_and_leading_gamma() -> None:
     # W_1 = γ·γ·A_0, W_2 = γ(γ² A_0 + γ A_1): the explicit leading γ_a of the authors' code
     np.testing.assert_allclose(w, [[0.0, 0.5, 0.5]])
     w_jit = alignment_weights(own, gamma, include_current=True)
-    np.testing.assert_allclose(w_jit, [[1.0, 1.0, 2.5]])  # γ Σ_{k≤t} γ^{t−k} A_k
+    np.testing.assert_allclose(w_jit, [[2.0, 2.0, 5.0]])  # Σ_{k≤t} γ^{t−k} A_k: no leading γ
+    w_jit_lead = alignment_weights(own, gamma, include_current=True, leading_gamma=True)
+    np.testing.assert_allclose(w_jit_lead, [[1.0, 1.0, 2.5]])  # γ Σ_{k≤t} γ^{t−k} A_k
+    w_plain = alignment_weights(own, gamma, leading_gamma=False)
+    np.testing.assert_allclose(w_plain, [[0.0, 1.0, 1.0]])  # Σ_{k<t} γ^{t−k} A_k
+    np.testing.assert_array_equal(alignment_weights(own, gamma, leading_gamma=True), w)
     credits = advantage_alignment(own, np.ones_like(own), 1.0, gamma)
     assert credits[0, 0] == own[0, 0]  # no alignment term in the first round
 
@@ -106,6 +125,11 @@ def test_compute_credit_dispatches_by_value() -> None:
     np.testing.assert_array_equal(
         compute_credit("adalign", own, other, 0.5, 0.9, True),
         advantage_alignment(own, other, 0.5, 0.9, True),
+    )
+    np.testing.assert_allclose(
+        compute_credit("adalign", own, other, 0.5, 0.9, True, leading_gamma=True),
+        brute_adalign(own, other, 0.5, 0.9, True, True),
+        atol=1e-12,
     )
     assert [m.value for m in CreditMethod] == ["naive", "sum", "adalign"]
     with pytest.raises(ValueError):

@@ -28,6 +28,7 @@ class CreditSettings:
     include_current: bool
     ignore_groups: bool
     reward_scale: float
+    leading_gamma: bool | None = None  # None: γ_a for k < t, none for k ≤ t (credit.py)
 
 
 @dataclass
@@ -82,6 +83,7 @@ def seat_credits(records: Sequence[GameRecord], settings: CreditSettings) -> lis
         settings.gamma_a,
         settings.include_current,
         mask,
+        leading_gamma=settings.leading_gamma,
     )
     return [
         SeatCredit(g, p, credits[row, : records[g].num_rounds]) for row, (g, p) in enumerate(rows)

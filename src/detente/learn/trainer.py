@@ -104,6 +104,7 @@ class Trainer:
         self.credit_settings = CreditSettings(
             train.method, train.gamma, train.beta, train.gamma_a, train.include_current,
             train.ignore_groups, train.reward_scale or make_game(config.game.name, self.game_config, 0).reward_scale,
+            leading_gamma=train.leading_gamma,
         )
 
     # ---- run directory -----------------------------------------------------------------------
