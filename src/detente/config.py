@@ -47,7 +47,12 @@ class ModelSection(_Strict):
 
 class SamplingSection(_Strict):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (paper: 1.0).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    top_p: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Nucleus sampling mass; the trainer scores replies under the same nucleus.",
+    )
     max_message_tokens: int = Field(96, ge=1, description="Token budget of a chat message.")
     max_move_tokens: int = Field(16, ge=1, description="Token budget of a move/proposal.")
 

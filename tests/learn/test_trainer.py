@@ -77,6 +77,21 @@ def test_constrained_moves_are_scored_under_their_mask(tmp_path, tiny_overrides)
     assert line["constrained_rate"] == 1.0 and line["invalid_rate"] == 0.0
 
 
+@pytest.mark.parametrize("constrain_moves", [True, False])
+def test_top_p_replies_are_scored_under_the_same_nucleus(tmp_path, tiny_overrides, constrain_moves):
+    """With ``sampling.top_p`` < 1 the engine samples from the renormalised nucleus; the trainer
+    scores under the same nucleus, so before the step the importance ratio is 1 (over the
+    whole distribution it would be the nucleus mass, about 0.8 here)."""
+    config = load_config(
+        "trust-split-naive-tiny",
+        [*tiny_overrides, "train.iterations=1", "sampling.top_p=0.8", "train.kl_coef=0.05",
+         f"invalid.constrain_moves={str(constrain_moves).lower()}"],
+    )
+    line = Trainer.create(config, tmp_path / "run").iteration(0)
+    assert line["mean_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert line["kl"] == pytest.approx(0.0, abs=1e-4)  # the fresh adapter equals the base
+
+
 def test_opponent_pool_seats_and_learners(tmp_path, tiny_overrides):
     config = load_config(
         "ipd-adalign-tiny",

@@ -7,6 +7,7 @@ exist for N action tokens instead of B×L positions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import torch
 
 from detente.learn.batch import TokenSequence
 from detente.learn.loss import token_logprobs_and_entropy
+from detente.lm.sampling import nucleus
 
 
 @dataclass
@@ -70,17 +72,54 @@ def pad_batch(sequences: Sequence[TokenSequence], pad_id: int, device: torch.dev
     )
 
 
+@dataclass(frozen=True)
+class ActionScores:
+    """Scores of a batch's N action tokens under one model."""
+
+    logp: torch.Tensor  # [N] log π(token), differentiable when grad is enabled
+    entropy: torch.Tensor  # [N] entropy of π at each action position
+    support: torch.Tensor | None  # [N, V] bool, the tokens π may sample there (None: all)
+
+
+def sampling_support(
+    logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor | None, top_p: float
+) -> torch.Tensor | None:
+    """The tokens the sampler could draw at each action position, [N, V] bool (None: all).
+
+    As the engine does it (:func:`detente.lm.sampling.sampling_logprobs`): the allowed tokens
+    (constrained replies), then, if ``top_p`` < 1, the top-p :func:`nucleus` of the tempered
+    distribution restricted to them. The sampled token itself is always in the support, so a
+    token that float rounding puts just outside the trainer's nucleus keeps a finite log-prob.
+    ``logits`` [N, V] are already divided by the temperature; no gradient flows through the set.
+    """
+    if top_p >= 1:
+        return allowed
+    with torch.no_grad():
+        masked = logits if allowed is None else logits.masked_fill(~allowed, -math.inf)
+        top = torch.full((logits.shape[0],), top_p, device=logits.device)
+        support = nucleus(torch.log_softmax(masked, dim=-1), top)
+        if allowed is not None:
+            support &= allowed
+        support[torch.arange(len(targets), device=logits.device), targets] = True
+    return support
+
+
 def action_logprobs(
     model: torch.nn.Module,
     batch: PaddedBatch,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     autocast_bf16: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    support: torch.Tensor | None = None,
+) -> ActionScores:
     """log π(action token) and the policy entropy at each action position, both [N].
 
-    π is the sampling distribution softmax(logits / temperature), restricted to the allowed
-    tokens and renormalised at constrained positions (as the engine sampled them), so the
-    importance ratio against the sampler's log-probs is 1 when nothing changed.
+    π is the sampling distribution: softmax(logits / temperature) restricted to the
+    :func:`sampling_support` (the allowed tokens at constrained positions, the top-p nucleus
+    when ``top_p`` < 1) and renormalised there, as the engine sampled it, so the importance
+    ratio against the sampler's log-probs is 1 when nothing changed. A given ``support``
+    replaces the model's own (to score the base model on the live policy's support, so that
+    KL_k3 compares two distributions over the same tokens).
 
     ``model`` is a Hugging Face causal LM (peft-wrapped or not): its decoder body and output
     embeddings are used directly, so only the N action positions go through the output head.
@@ -94,8 +133,10 @@ def action_logprobs(
         selected = hidden[:, :-1][batch.predicts_action]  # [N, H]
         logits = base.get_output_embeddings()(selected)
     targets = batch.input_ids[:, 1:][batch.predicts_action]
-    mask = batch.allowed_mask(logits.shape[-1])
+    logits = logits.float() / temperature
+    if support is None:
+        support = sampling_support(logits, targets, batch.allowed_mask(logits.shape[-1]), top_p)
     logp, entropy = token_logprobs_and_entropy(
-        (logits.float() / temperature)[None], targets[None], None if mask is None else mask[None]
+        logits[None], targets[None], None if support is None else support[None]
     )
-    return logp[0], entropy[0]
+    return ActionScores(logp[0], entropy[0], support)

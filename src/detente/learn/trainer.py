@@ -212,12 +212,15 @@ class Trainer:
     def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
         train = self.config.train
         batch = pad_batch(chunk, self.engine.chat.pad_id, self.engine.device)
-        temperature, bf16 = self.config.sampling.temperature, self.config.model.autocast_bf16
+        sampling, bf16 = self.config.sampling, self.config.model.autocast_bf16
         with self.engine.use_adapter(LIVE) as model:
-            logp, entropy = action_logprobs(model, batch, temperature, bf16)
-        if train.kl_coef > 0:
+            live = action_logprobs(model, batch, sampling.temperature, sampling.top_p, bf16)
+        logp, entropy = live.logp, live.entropy
+        if train.kl_coef > 0:  # the base on the live policy's support (same tokens for k3)
             with torch.no_grad(), self.engine.use_adapter(None) as model:
-                base_logp, _ = action_logprobs(model, batch, temperature, bf16)
+                base_logp = action_logprobs(
+                    model, batch, sampling.temperature, autocast_bf16=bf16, support=live.support
+                ).logp
         else:
             base_logp = logp.detach()
         ones = torch.ones_like(logp)

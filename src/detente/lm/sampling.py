@@ -39,15 +39,25 @@ def sampling_logprobs(
     return logp
 
 
-def _top_p(logp: Tensor, top_p: Tensor) -> Tensor:
-    """Keep, per row, the most likely tokens until their mass reaches ``top_p``; renormalise."""
+def nucleus(logp: Tensor, top_p: Tensor) -> Tensor:
+    """The top-p nucleus of each row of ``logp`` [N, V] (log-probs), as a bool mask [N, V].
+
+    With the tokens in order of decreasing probability π_(1) ≥ π_(2) ≥ …, token (k) is kept iff
+    Σ_{j<k} π_(j) < p (the mass before it has not reached p yet); the most likely token is
+    always kept. This is the smallest such prefix whose mass reaches p. The sampler and the
+    trainer's scoring both call this, so they agree on the set.
+    """
     sorted_logp, order = logp.sort(dim=-1, descending=True)
     probs = sorted_logp.exp()
     mass_before = probs.cumsum(dim=-1) - probs
-    drop_sorted = mass_before >= top_p[:, None].float()
-    drop_sorted[:, 0] = False
-    drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
-    return torch.log_softmax(logp.masked_fill(drop, float("-inf")), dim=-1)
+    keep_sorted = mass_before < top_p[:, None].to(probs.dtype)
+    keep_sorted[:, 0] = True
+    return torch.zeros_like(keep_sorted).scatter(1, order, keep_sorted)
+
+
+def _top_p(logp: Tensor, top_p: Tensor) -> Tensor:
+    """Keep, per row, the :func:`nucleus` of mass ``top_p``; renormalise."""
+    return torch.log_softmax(logp.masked_fill(~nucleus(logp, top_p), float("-inf")), dim=-1)
 
 
 def request_uniforms(generator: torch.Generator, count: int) -> Tensor:
