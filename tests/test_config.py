@@ -35,6 +35,24 @@ def test_paper_values_in_gpu_presets():
     assert (naive.train.lr, naive.model.lora.r, naive.model.lora.alpha) == (3e-6, 32, 64)
 
 
+@pytest.mark.parametrize(
+    ("game", "free_retries"), [("ipd", 0), ("trust-split", 1), ("split", 2), ("dond", 1)]
+)
+def test_gpu_presets_have_the_authors_reply_budgets_and_retries(game, free_retries):
+    """400 tokens a reply; the authors' free samples before guided decoding (1 for IPD and
+    Trust-and-Split, 3 for split) as free_retries + the constrained sample, with one more
+    free re-sample where messages (which cannot be constrained) are played."""
+    for method in ("naive", "sum", "adalign"):
+        config = load_config(f"{game}-{method}")
+        assert (config.sampling.max_message_tokens, config.sampling.max_move_tokens) == (400, 400)
+        assert (config.invalid.free_retries, config.invalid.constrained_retry) == (
+            free_retries,
+            True,
+        )
+    tiny = load_config(f"{game}-naive-tiny")  # CPU scales keep their own budgets
+    assert tiny.sampling.max_message_tokens == 32
+
+
 def test_leading_gamma_defaults_to_the_authors_choice_and_can_be_set():
     assert load_config("ipd-adalign-tiny").train.leading_gamma is None
     config = load_config("ipd-adalign-tiny", ["train.leading_gamma=true"])
