@@ -127,7 +127,12 @@ class TrainSection(_Strict):
 class PoolSection(_Strict):
     enabled: bool = Field(False, description="Opponent pool of past checkpoints.")
     every: int = Field(10, ge=1, description="Checkpoint into the pool every N iterations.")
-    p_past: float = Field(0.5, ge=0, le=1, description="P(opponent seat is a past checkpoint).")
+    p_past: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="P(opponent seat is a past checkpoint), drawn independently for each game.",
+    )
 
 
 class EvalSection(_Strict):

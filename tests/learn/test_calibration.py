@@ -3,8 +3,8 @@
 The policy has three logits θ = (first round, after the other cooperated, after it defected);
 p(C | state) = sigmoid(θ_state), starting at 0.8 everywhere. Self-play IPD, 128 games × 10 rounds
 per iteration, both seats sample from the policy and both seats' actions give gradients. Rewards
-÷5, γ = 0.9, leave-one-out over the whole batch (every game its own seed), credits β = 0.5,
-γ_a = 0.9, plain REINFORCE through ``token_loss`` (ρ̄ = 1, κ = η = 0), Adam.
+÷5, γ = 0.9, leave-one-out over each seat's games in the batch (every game its own seed), credits
+β = 0.5, γ_a = 0.9, plain REINFORCE through ``token_loss`` (ρ̄ = 1, κ = η = 0), Adam.
 
 Expected (SPEC §3): naive → defection, sum of rewards → always cooperate, Advantage Alignment →
 tit-for-tat. The IPD is simulated directly here so that only the learning code is under test.

@@ -2,14 +2,15 @@
 
 One iteration (SPEC §2):
 1. games in seed groups; seats: self-play (both seats learn the live adapter), or with the
-   opponent pool one learner seat per group and an opponent that is a past checkpoint with
-   probability ``p_past``, else the live policy (not learning);
+   opponent pool one learner seat per group and, drawn for each game, an opponent that is a
+   past checkpoint with probability ``p_past``, else the live policy (not learning);
 2. per-round credits of learner seats (returns → leave-one-out baseline → credit method);
 3. token-level loss over the learner seats' sampled tokens, accumulated over mini-batches and
    normalised by the iteration's action-token count, gradient clipping, one Adam step;
 4. metrics line, transcripts, checkpoint (atomic), pool snapshot every ``pool.every`` iterations.
 
-Every random draw derives from (run seed, iteration, purpose), so a resumed run replays exactly.
+Every random draw derives from (run seed, iteration, purpose, keys) (``iteration_seed``), so a
+resumed run replays exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,34 @@ from detente.rollout.replica import make_rollouts
 from detente.rollout.runner import Match, derive_seed, reply_stats
 
 LIVE = "live"
-_ROLLOUT, _SEATS = 1, 2  # purposes of derived seeds
+
+
+class Purpose(IntEnum):
+    """What a seed of an iteration is for: the key after (run seed, iteration) in
+    ``iteration_seed``, so that seeds of different purposes never share their key sequence."""
+
+    ENV = 1  # a seed group's environment seed; keyed further by the group index
+    ROLLOUT = 2  # the rollout's sampling seed
+    SEATS = 3  # the opponent draws of the pool
+
+
+def iteration_seed(seed: int, iteration: int, purpose: Purpose, *keys: int) -> int:
+    """derive_seed(seed, iteration, purpose, *keys): each purpose takes a fixed number of
+    further keys (ENV: the group; ROLLOUT, SEATS: none), so no two seeds of a run share keys."""
+    return derive_seed(seed, iteration, int(purpose), *keys)
+
+
+def opponent_draws(
+    rng: np.random.Generator, games: int, pool_size: int, p_past: float
+) -> list[int | None]:
+    """For each game, independently: the index of a past checkpoint for the opponent seat, with
+    probability ``p_past`` and uniform over the pool, else None (the live policy). An empty pool
+    gives None everywhere."""
+    if pool_size == 0:
+        return [None] * games
+    past = rng.random(games) < p_past
+    which = rng.integers(pool_size, size=games)
+    return [int(w) if p else None for p, w in zip(past, which, strict=True)]
 
 
 class RunDirError(RuntimeError):
@@ -153,21 +182,22 @@ class Trainer:
 
     # ---- one iteration -------------------------------------------------------------------------
     def matches(self, iteration: int) -> list[Match]:
-        """This iteration's games: seed groups, seats, learners (deterministic in the seed)."""
-        train, pool = self.config.train, self.config.pool
-        rng = np.random.default_rng([self.config.seed, iteration, _SEATS])
+        """This iteration's games: seed groups, seats, learners (deterministic in the seed).
+        With the pool, the opponent is drawn for each game (``opponent_draws``)."""
+        train, seed = self.config.train, self.config.seed
+        rng = np.random.default_rng(iteration_seed(seed, iteration, Purpose.SEATS))
+        draws = opponent_draws(
+            rng, train.games_per_iteration, len(self.state.pool), self.config.pool.p_past
+        )
+        past = [LMPolicy(self.batcher, name, name) for name in self.state.pool]
         out = []
-        groups = train.games_per_iteration // train.group_size
-        for group in range(groups):
-            env_seed = derive_seed(self.config.seed, iteration, group)
+        for index, draw in enumerate(draws):
+            group, k = divmod(index, train.group_size)
             learner = group % 2  # one learner seat per group: alternates between groups
             if self.opponent is not None:
                 opponent: Policy | None = self.opponent
-            elif pool.enabled:
-                opponent = self.live
-                if self.state.pool and rng.random() < pool.p_past:
-                    past = self.state.pool[int(rng.integers(len(self.state.pool)))]
-                    opponent = LMPolicy(self.batcher, past, past)
+            elif self.config.pool.enabled:
+                opponent = self.live if draw is None else past[draw]
             else:
                 opponent = None  # self-play: both seats are the live, learning policy
             if opponent is None:
@@ -175,15 +205,15 @@ class Trainer:
             else:
                 seats = (self.live, opponent) if learner == 0 else (opponent, self.live)
                 learners = (learner == 0, learner == 1)
-            for k in range(train.group_size):
-                game = make_game(self.config.game.name, self.game_config, env_seed)
-                out.append(Match(game, seats, f"it{iteration}-g{group}-{k}", group, learners))
+            env_seed = iteration_seed(seed, iteration, Purpose.ENV, group)
+            game = make_game(self.config.game.name, self.game_config, env_seed)
+            out.append(Match(game, seats, f"it{iteration}-g{group}-{k}", group, learners))
         return out
 
     def rollout(self, iteration: int) -> list[GameRecord]:
         """This iteration's games, played by ``runtime`` workers or here; with data-parallel
         learners each plays its share and all get every record."""
-        seed = derive_seed(self.config.seed, iteration, _ROLLOUT)
+        seed = iteration_seed(self.config.seed, iteration, Purpose.ROLLOUT)
         matches = self.matches(iteration)
         part = self.dp.part(len(matches))
         return self.dp.gather(self.rollouts.play(matches[part.start : part.stop], seed, part.start))
