@@ -67,7 +67,7 @@ def measure(model: str, seqs: int, length: int, every: int, steps: int, bf16: bo
 
     def step() -> None:
         with engine.use_adapter("live") as m:
-            scores = action_logprobs(m, batch, 1.0, autocast_bf16=bf16)
+            scores = action_logprobs(m, batch, 1.0, autocast=torch.bfloat16 if bf16 else None)
             logp, entropy = scores.logp, scores.entropy
         ones = torch.ones_like(logp)[None]
         terms = token_loss(

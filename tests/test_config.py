@@ -33,6 +33,8 @@ def test_paper_values_in_gpu_presets():
     naive = load_config("split-naive")
     assert naive.train.method == "naive" and not naive.pool.enabled
     assert (naive.train.lr, naive.model.lora.r, naive.model.lora.alpha) == (3e-6, 32, 64)
+    assert naive.model.dtype == "bfloat16"  # on CUDA, sampled and trained in bf16 alike
+    assert load_config("split-naive-smollm2").model.dtype == "float32"
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,12 @@ class LoraConfig(_Strict):
 class ModelSection(_Strict):
     name: str = Field("tiny", description="tiny | smollm2-135m | a local Hugging Face path.")
     lora: LoraConfig = LoraConfig()
-    autocast_bf16: bool = Field(False, description="bf16 autocast for the training forward.")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="float32 | bfloat16. bfloat16 on CUDA loads the base in bf16, so sampling "
+        "and training compute alike (on-policy ratio 1); on the CPU the base stays float32 "
+        "and only the training forward autocasts to bf16 (lm.models.precision).",
+    )
 
 
 class SamplingSection(_Strict):

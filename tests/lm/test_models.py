@@ -71,3 +71,22 @@ def test_smollm2_loads_offline_from_the_cache() -> None:
     teacher = teacher_logprobs(engine, sequence, None)
     start = len(sequence) - len(second.token_ids)
     assert second.logprobs == pytest.approx(teacher[start:], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("device", "dtype", "weights", "autocast"),
+    [
+        ("cuda", "bfloat16", torch.bfloat16, None),  # sampling and training compute alike
+        ("cuda:1", "bfloat16", torch.bfloat16, None),
+        ("cpu", "bfloat16", torch.float32, torch.bfloat16),  # the CPU path as before
+        ("cpu", "float32", torch.float32, None),
+        ("cuda", "float32", torch.float32, None),
+    ],
+)
+def test_precision_of_device_and_dtype(device, dtype, weights, autocast) -> None:
+    assert models.precision(device, dtype) == models.Precision(weights, autocast)
+
+
+def test_precision_rejects_an_unknown_dtype() -> None:
+    with pytest.raises(ValueError, match="float16"):
+        models.precision("cuda", "float16")

@@ -109,7 +109,7 @@ def action_logprobs(
     batch: PaddedBatch,
     temperature: float = 1.0,
     top_p: float = 1.0,
-    autocast_bf16: bool = False,
+    autocast: torch.dtype | None = None,
     support: torch.Tensor | None = None,
 ) -> ActionScores:
     """log π(action token) and the policy entropy at each action position, both [N].
@@ -123,10 +123,11 @@ def action_logprobs(
 
     ``model`` is a Hugging Face causal LM (peft-wrapped or not): its decoder body and output
     embeddings are used directly, so only the N action positions go through the output head.
+    ``autocast``: the dtype of an autocast region around the forward (None: none).
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     device_type = batch.input_ids.device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast_bf16):
+    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
         hidden = base.get_decoder()(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask
         ).last_hidden_state

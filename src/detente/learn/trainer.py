@@ -43,7 +43,7 @@ from detente.learn.distributed import DataParallel
 from detente.learn.loss import token_loss
 from detente.learn.scoring import action_logprobs, pad_batch
 from detente.lm.engine import Engine
-from detente.lm.models import load_engine, resolve_device
+from detente.lm.models import load_engine, precision, resolve_device
 from detente.policies.agents import make_agent, share_batcher
 from detente.policies.base import Policy
 from detente.policies.lm import LMBatcher, LMPolicy
@@ -106,7 +106,11 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.dp = DataParallel.from_env()
-        self.engine = engine or load_engine(config.model.name, device=resolve_device(config.device))
+        device = resolve_device(config.device)
+        self.precision = precision(device, config.model.dtype)
+        self.engine = engine or load_engine(
+            config.model.name, device=device, dtype=self.precision.weights
+        )
         self.game_config = config.game.game_config()
         self.protocol = make_protocol(config.game.name, config.game.style, self.game_config)
         lora = config.model.lora
@@ -242,14 +246,14 @@ class Trainer:
     def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
         train = self.config.train
         batch = pad_batch(chunk, self.engine.chat.pad_id, self.engine.device)
-        sampling, bf16 = self.config.sampling, self.config.model.autocast_bf16
+        sampling, autocast = self.config.sampling, self.precision.autocast
         with self.engine.use_adapter(LIVE) as model:
-            live = action_logprobs(model, batch, sampling.temperature, sampling.top_p, bf16)
+            live = action_logprobs(model, batch, sampling.temperature, sampling.top_p, autocast)
         logp, entropy = live.logp, live.entropy
         if train.kl_coef > 0:  # the base on the live policy's support (same tokens for k3)
             with torch.no_grad(), self.engine.use_adapter(None) as model:
                 base_logp = action_logprobs(
-                    model, batch, sampling.temperature, autocast_bf16=bf16, support=live.support
+                    model, batch, sampling.temperature, autocast=autocast, support=live.support
                 ).logp
         else:
             base_logp = logp.detach()

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -89,6 +90,34 @@ def load_engine(
     """An :class:`Engine` over :func:`load_model`'s model and tokenizer."""
     model, tokenizer = load_model(name_or_path, cache_dir, dtype)
     return Engine(model, tokenizer, device=device)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The arithmetic of a run: the base model's dtype as loaded (the engine samples in it and
+    the trainer's forward runs in it) and the autocast region of the training forward."""
+
+    weights: torch.dtype
+    autocast: torch.dtype | None  # None: no autocast
+
+
+def precision(device: str, dtype: str) -> Precision:
+    """(device, configured ``model.dtype``) → (dtype the base is loaded in, training autocast).
+
+    * ``float32``: (float32, None) on every device;
+    * ``bfloat16`` on CUDA: (bfloat16, None): the base is loaded in bf16, so sampling and
+      training run the same arithmetic and the on-policy ratio π_θ / π_sampler is 1 (float32
+      sampling against a bf16-autocast training forward gave 0.99–1.01 on ``tiny-test``);
+    * ``bfloat16`` elsewhere (CPU): (float32, bfloat16), as before: the engine samples in
+      float32 and only the training forward autocasts.
+    """
+    if dtype == "float32":
+        return Precision(torch.float32, None)
+    if dtype != "bfloat16":
+        raise ValueError(f"model dtype must be float32 or bfloat16, got {dtype!r}")
+    if device.startswith("cuda"):
+        return Precision(torch.bfloat16, None)
+    return Precision(torch.float32, torch.bfloat16)
 
 
 def resolve_device(setting: str) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from detente.games.base import Game, Kind
-from detente.lm.models import load_engine, resolve_device
+from detente.lm.models import load_engine, precision, resolve_device
 from detente.lm.types import AdapterSnapshot, GenerationEngine, SamplingParams
 from detente.policies.base import Policy
 from detente.policies.lm import LMBatcher, LMPolicy
@@ -108,6 +108,7 @@ class ReplicaSpec:
     invalid: InvalidReplyConfig
     lora_rank: int
     vllm: VllmSection
+    dtype: str = "float32"  # the configured model.dtype (see lm.models.precision)
     threads: int = 0  # torch CPU threads (0: leave as is)
 
 
@@ -184,7 +185,8 @@ def _engine(spec: ReplicaSpec) -> GenerationEngine:
             gpu_memory=spec.vllm.gpu_memory,
             sleep_mode=spec.vllm.sleep,
         )
-    return load_engine(spec.model, device=resolve_device(spec.device))
+    device = resolve_device(spec.device)
+    return load_engine(spec.model, device=device, dtype=precision(device, spec.dtype).weights)
 
 
 class AdapterPublisher:
@@ -278,6 +280,7 @@ def make_rollouts(
         invalid=config.invalid,
         lora_rank=config.model.lora.r,
         vllm=runtime.vllm,
+        dtype=config.model.dtype,
         threads=max(1, int(runtime.cpus_per_worker)) if runtime.workers else 0,
     )
     if runtime.workers == 0:
