@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detente.learn.loss import token_logprobs_and_entropy, token_loss
+from detente.learn.loss import LOG_RATIO_MAX, token_logprobs_and_entropy, token_loss
 
 DT = torch.float64
 
@@ -26,13 +26,13 @@ def brute_loss(
     entropy_coef: float,
     n: float,
 ) -> dict[str, float]:
-    """L = −(1/N) Σ m C ρ̄ log π + κ (1/N) Σ m k3 − η (1/N) Σ m H, token by token."""
+    """L = −(1/N) Σ m C ρ̄ log π + κ (1/N) Σ m ρ̄ k3 − η (1/N) Σ m H, token by token."""
     pg = kl = ent = 0.0
     for idx in np.ndindex(logp.shape):
         if mask[idx]:
             d = base_logp[idx] - logp[idx]
             pg -= credits[idx] * rho[idx] * logp[idx] / n
-            kl += (math.exp(d) - 1.0 - d) / n
+            kl += rho[idx] * (math.exp(d) - 1.0 - d) / n
             ent += entropy[idx] / n
     return {"pg": pg, "kl": kl, "entropy": ent, "total": pg + kl_coef * kl - entropy_coef * ent}
 
@@ -169,6 +169,47 @@ def test_ratio_cap_scales_per_token_gradient() -> None:
     assert terms.clip_fraction == pytest.approx(1 / 3)
     assert terms.mean_ratio == pytest.approx((5.0 + 0.5 + 1.0) / 3)
     assert terms.kl == pytest.approx(0.0)
+
+
+def test_kl_term_is_weighted_by_the_truncated_ratio() -> None:
+    """On-policy ρ̄ = 1 and the k3 term is the plain mean; off-policy each token's k3 is weighted
+    by its ρ̄ = min(π_θ/π_sampler, cap), as in the authors' code."""
+    logp = torch.tensor([[-1.0, -2.0, -0.5]], dtype=DT, requires_grad=True)
+    base = torch.tensor([[-1.5, -1.0, -0.25]], dtype=DT)
+    d = base - logp.detach()
+    k3 = torch.exp(d) - 1 - d
+    ones, zeros = torch.ones_like(base), torch.zeros_like(base)
+    on = token_loss(logp, logp.detach(), base, zeros, ones, 1.0, zeros, 0.0)
+    assert on.kl == pytest.approx(k3.mean().item(), rel=1e-12)
+    sampler = logp.detach() - torch.tensor([[math.log(5.0), -math.log(2.0), 0.0]], dtype=DT)
+    off = token_loss(logp, sampler, base, zeros, ones, 1.0, zeros, 0.0, ratio_cap=2.0)
+    rho = torch.tensor([[2.0, 0.5, 1.0]], dtype=DT)  # ratios 5 (capped), 0.5, 1
+    assert off.kl == pytest.approx((rho * k3).mean().item(), rel=1e-12)
+    assert off.kl != pytest.approx(on.kl)
+    (grad,) = torch.autograd.grad(off.total, logp)  # ρ̄ is a constant weight: ρ̄ (1 − e^d) / N
+    torch.testing.assert_close(grad, rho * (1 - torch.exp(d)) / 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, DT])
+def test_log_ratios_are_clamped_before_exp(dtype: torch.dtype) -> None:
+    """Log-ratios of 1000 would overflow exp to inf; clamped at LOG_RATIO_MAX = 20 every value and
+    gradient stays finite, and ρ̄ is still the cap."""
+    logp = torch.tensor([[-1.0, -30.0, -0.5]], dtype=dtype, requires_grad=True)
+    sampler = torch.tensor([[-1001.0, -0.1, -0.5]], dtype=dtype)  # π_θ/π_sampler = e^1000
+    base = torch.tensor([[-1.0, 970.0, -0.5]], dtype=dtype)  # d = 1000 at token 1
+    credits = torch.ones_like(base)
+    ones, zeros = torch.ones_like(base), torch.zeros_like(base)
+    terms = token_loss(logp, sampler, base, credits, ones, 0.1, zeros, 0.0, ratio_cap=2.0)
+    assert LOG_RATIO_MAX == 20.0
+    assert math.isfinite(terms.total.item()) and math.isfinite(terms.kl)
+    assert terms.mean_ratio == pytest.approx((math.exp(20.0) + math.exp(-29.9) + 1) / 3, rel=1e-6)
+    k3_clamped = math.exp(20.0) - 1 - 20.0
+    ratio_1 = math.exp(-29.9)
+    assert terms.kl == pytest.approx(ratio_1 * k3_clamped / 3, rel=1e-5)
+    (grad,) = torch.autograd.grad(terms.total, logp)
+    assert torch.isfinite(grad).all()
+    assert grad[0, 0].item() == pytest.approx(-2.0 / 3)  # ρ̄ = cap, not inf
+    assert grad[0, 1].item() == pytest.approx(-ratio_1 / 3, rel=1e-4)  # clamped k3: PG only
 
 
 def test_normaliser_micro_batches_add_up_to_full_batch() -> None:

@@ -4,12 +4,21 @@ Over the action tokens (mask m = 1; prompt and other-agent tokens have m = 0), w
 of action tokens of the whole iteration batch:
 
     L = −(1/N) Σ m · C · ρ̄ · log π_θ(token)                    (policy gradient)
-        + κ · (1/N) Σ m · k3,   k3 = exp(d) − 1 − d,  d = log π_base − log π_θ
+        + κ · (1/N) Σ m · ρ̄ · k3,   k3 = exp(d) − 1 − d,  d = log π_base − log π_θ
         − η · (1/N) Σ m · H(π_θ(· | context))                   (entropy bonus)
 
 ρ̄ = min(π_θ / π_sampler, cap) is detached: it corrects for a different sampling engine and is 1
-when the same engine samples and trains. Gradients flow through log π_θ in the PG and k3 terms and
+when the same engine samples and trains. The k3 term is weighted by ρ̄ too, as the authors do:
+k3 at tokens drawn from π_sampler estimates KL(π_θ ‖ π_base) only after reweighting to π_θ (the
+same value on-policy, where ρ̄ = 1). Gradients flow through log π_θ in the PG and k3 terms and
 through the entropy H.
+
+Both log-ratios are clamped above at ``LOG_RATIO_MAX`` = 20 before ``exp`` (e^20 ≈ 4.9e8), so no
+statistic or loss overflows to inf: π_θ / π_sampler is computed as exp(min(log π_θ − log
+π_sampler, 20)), which leaves ρ̄ unchanged for any cap below e^20 and only bounds the reported
+``mean_ratio``; k3 uses min(d, 20), so a token whose π_θ is more than e^20 below π_base gets a
+constant k3 (no KL gradient) instead of an overflow. Negative log-ratios need no bound (exp
+underflows to 0).
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+LOG_RATIO_MAX = 20.0  # upper clamp of a log-ratio before exp (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -30,9 +41,9 @@ class LossTerms:
     Attributes:
         total: the loss L (carries the gradient).
         pg: the policy-gradient term −(1/N) Σ m C ρ̄ log π_θ.
-        kl: the k3 estimate (1/N) Σ m k3 of KL(π_θ ‖ π_base), before the coefficient κ.
+        kl: the k3 estimate (1/N) Σ m ρ̄ k3 of KL(π_θ ‖ π_base), before the coefficient κ.
         entropy: the mean entropy (1/N) Σ m H, before the coefficient η.
-        mean_ratio: (1/N) Σ m π_θ/π_sampler (uncapped).
+        mean_ratio: (1/N) Σ m π_θ/π_sampler (uncapped; log-ratio clamped at LOG_RATIO_MAX).
         clip_fraction: (1/N) Σ m 1[π_θ/π_sampler > cap].
     """
 
@@ -94,15 +105,15 @@ def token_loss(
         raise ValueError(f"normaliser must be positive, got {normaliser}")
 
     with torch.no_grad():
-        ratio = torch.exp(torch.where(m, logp - sampler_logp, 0.0))
+        ratio = torch.exp(torch.where(m, logp - sampler_logp, 0.0).clamp(max=LOG_RATIO_MAX))
         rho = ratio.clamp(max=ratio_cap)
         credit = torch.where(m, credits.to(logp.dtype), 0.0)
-    d = torch.where(m, base_logp - logp, 0.0)
+    d = torch.where(m, base_logp - logp, 0.0).clamp(max=LOG_RATIO_MAX)
     k3 = torch.exp(d) - 1.0 - d
     ent = torch.where(m, entropy, 0.0)
 
     pg = -(credit * rho * logp * w).sum() / n
-    kl = (k3 * w).sum() / n
+    kl = (rho * k3 * w).sum() / n
     mean_entropy = ent.sum() / n
     total = pg + kl_coef * kl - entropy_coef * mean_entropy
     return LossTerms(

@@ -87,6 +87,11 @@ class RunDirError(RuntimeError):
     """The run directory cannot be used as asked (exists, or has nothing to resume)."""
 
 
+class NonFiniteUpdate(RuntimeError):
+    """A loss term or the gradient norm of an update is NaN or ±inf; no optimizer step was taken,
+    so the adapter and the run directory hold the last finite state."""
+
+
 @dataclass
 class UpdateStats:
     loss: float
@@ -239,9 +244,13 @@ class Trainer:
         self.dp.reduce_gradients(self.params)
         sums = self.dp.sum_values(sums)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip))
+        stats = UpdateStats(**sums, grad_norm=grad_norm, action_tokens=total_tokens)
+        nonfinite = [k for k, v in stats.__dict__.items() if not math.isfinite(v)]
+        if nonfinite:  # every data-parallel learner sees the same reduced values, all raise
+            raise NonFiniteUpdate(f"non-finite {', '.join(nonfinite)}: no optimizer step taken")
         self.optimizer.step()
         self.engine.drop_caches([LIVE])  # activations of the old weights must not be reused
-        return UpdateStats(**sums, grad_norm=grad_norm, action_tokens=total_tokens)
+        return stats
 
     def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
         train = self.config.train
@@ -292,9 +301,10 @@ class Trainer:
         t2 = time.perf_counter()
         metrics = self._metrics(iteration, records, stats, rollout_s=t1 - t0, update_s=t2 - t1)
         if self.dp.main:
+            line = json.dumps(metrics, allow_nan=False)  # ±inf is an error, never `Infinity`
             write_records(self.run_dir / "transcripts" / f"iter-{iteration:06d}.jsonl.gz", records)
             with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+                f.write(line + "\n")
         self.state.iteration = iteration + 1
         pool = self.config.pool
         if pool.enabled and self.state.iteration % pool.every == 0:
@@ -314,6 +324,10 @@ class Trainer:
     def _metrics(
         self, iteration: int, records: list[GameRecord], stats: UpdateStats, **seconds: float
     ) -> dict[str, Any]:
+        """The metrics line. A measure with nothing to measure this iteration (a mean over no
+        games or turns, NaN) is null; the update's terms are finite (``NonFiniteUpdate``
+        otherwise), and the line is written with ``allow_nan=False``, so it never holds NaN or
+        Infinity."""
         learner_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].learner]
         other_seats = [(r, 1 - p) for r, p in learner_seats]
         live_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].agent == LIVE]
