@@ -138,6 +138,13 @@ class PoolSection(_Strict):
         le=1,
         description="P(opponent seat is a past checkpoint), drawn independently for each game.",
     )
+    resident: int = Field(
+        32,
+        ge=1,
+        description="Snapshots kept in the engine (least recently used out, reloaded from the "
+        "run's pool/ folder when drawn again); an iteration drawing more distinct ones plays "
+        "its games in waves of at most this many (the same records, smaller batches).",
+    )
 
 
 class EvalSection(_Strict):

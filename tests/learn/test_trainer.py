@@ -111,6 +111,39 @@ def test_opponent_pool_seats_and_learners(tmp_path, tiny_overrides):
     assert stats.action_tokens == expected
 
 
+def test_pool_beyond_resident_snapshots_is_played_in_waves_with_the_same_records(
+    tmp_path, tiny_overrides, assert_same_records
+):
+    """``pool.resident=2`` with 4 snapshots: the engine never holds more than 2, evicted ones
+    come back from disk when drawn, and every iteration's games are those of a run that keeps
+    them all."""
+    overrides = [*tiny_overrides, "train.iterations=5", "pool.every=1", "pool.p_past=1.0"]
+    runs = {}
+    for resident in (2, 8):
+        config = load_config("ipd-adalign-tiny", [*overrides, f"pool.resident={resident}"])
+        trainer = Trainer.create(config, tmp_path / f"resident-{resident}")
+        held, loads = [], []
+        generate, load = trainer.engine.generate, trainer.engine.load_adapter
+
+        def counting_generate(requests, trainer=trainer, held=held, generate=generate):
+            held.append(sum(n in trainer.state.pool for n in trainer.engine.adapter_names()))
+            return generate(requests)
+
+        def counting_load(name, *args, loads=loads, load=load, **kwargs):
+            loads.append(name)
+            return load(name, *args, **kwargs)
+
+        trainer.engine.generate, trainer.engine.load_adapter = counting_generate, counting_load
+        trainer.run(progress=False)
+        runs[resident] = (tmp_path / f"resident-{resident}", max(held), loads)
+    (capped, most, reloads), (wide, most_wide, _) = runs[2], runs[8]
+    assert most == 2 and most_wide == 4 and reloads
+    for name in sorted(p.name for p in (wide / "transcripts").iterdir()):
+        assert_same_records(
+            read_records(capped / "transcripts" / name), read_records(wide / "transcripts" / name)
+        )
+
+
 def test_fixed_opponent_for_exploitability(tmp_path, tiny_overrides):
     config = load_config(
         "ipd-naive-tiny",

@@ -41,6 +41,7 @@ from detente.learn.checkpoint import (
 )
 from detente.learn.distributed import DataParallel
 from detente.learn.loss import token_loss
+from detente.learn.pool import ResidentPool, waves
 from detente.learn.scoring import action_logprobs, pad_batch
 from detente.lm.engine import Engine
 from detente.lm.models import load_engine, precision, resolve_device
@@ -138,6 +139,7 @@ class Trainer:
             make_agent(config.train.opponent, config.game.name) if config.train.opponent else None
         )
         self.state = TrainState(iteration=0)
+        self.snapshots = ResidentPool(self.engine, run_dir / "pool", config.pool.resident)
         train = config.train
         self.credit_settings = CreditSettings(
             train.method, train.gamma, train.beta, train.gamma_a, train.include_current,
@@ -170,9 +172,11 @@ class Trainer:
             trainer.engine.load_adapter(LIVE, folder / "adapter", trainable=True)
             trainer.optimizer.load_state_dict(torch.load(folder / "optimizer.pt"))
             restore_rng_states(torch.load(folder / "rng.pt", weights_only=False))
-            for name in trainer.state.pool:
-                if name not in trainer.engine.adapter_names():
-                    trainer.engine.load_adapter(name, run_dir / "pool" / name)
+            held = set(trainer.engine.adapter_names())  # the rest load when drawn
+            trainer.snapshots = ResidentPool(
+                trainer.engine, run_dir / "pool", trainer.config.pool.resident,
+                [name for name in trainer.state.pool if name in held],
+            )
         if trainer.dp.main:
             trainer._truncate_metrics()
         return trainer
@@ -221,11 +225,26 @@ class Trainer:
 
     def rollout(self, iteration: int) -> list[GameRecord]:
         """This iteration's games, played by ``runtime`` workers or here; with data-parallel
-        learners each plays its share and all get every record."""
+        learners each plays its share and all get every record. The games are played in waves
+        that draw at most ``pool.resident`` snapshots each (one wave, usually)."""
         seed = iteration_seed(self.config.seed, iteration, Purpose.ROLLOUT)
         matches = self.matches(iteration)
         part = self.dp.part(len(matches))
-        return self.dp.gather(self.rollouts.play(matches[part.start : part.stop], seed, part.start))
+        mine = matches[part.start : part.stop]
+        drawn = [self._snapshot_of(m) for m in mine]
+        records: list[GameRecord] = []
+        for wave in waves(drawn, self.snapshots.capacity):
+            self.snapshots.hold({n for n in drawn[wave.start : wave.stop] if n is not None})
+            shard = mine[wave.start : wave.stop]
+            records += self.rollouts.play(shard, seed, part.start + wave.start)
+        return self.dp.gather(records)
+
+    def _snapshot_of(self, match: Match) -> str | None:
+        """The pool snapshot playing in ``match``, if any."""
+        for policy in match.policies:
+            if isinstance(policy, LMPolicy) and policy.adapter in self.state.pool:
+                return policy.adapter
+        return None
 
     def update(self, records: list[GameRecord]) -> UpdateStats:
         """Credits → token loss → accumulated gradient → one clipped Adam step."""
@@ -309,9 +328,7 @@ class Trainer:
         pool = self.config.pool
         if pool.enabled and self.state.iteration % pool.every == 0:
             name = f"pool-{self.state.iteration:06d}"
-            self.engine.copy_adapter(LIVE, name)
-            if self.dp.main:
-                self.engine.save_adapter(name, self.run_dir / "pool" / name)
+            self.snapshots.take(LIVE, name, save=self.dp.main)  # data-parallel peers write nothing
             self.state.pool.append(name)
         done = self.state.iteration == self.config.train.iterations
         if self.dp.main and (done or self.state.iteration % self.config.checkpoint_every == 0):

@@ -70,11 +70,13 @@ class LMBatcher:
 
 
 class LMPolicy(Policy):
-    """Replies sampled from ``engine`` with ``adapter`` (None = the base model)."""
+    """Replies sampled from ``engine`` with ``adapter`` (None = the base model).
+
+    The adapter must be in the engine when the policy acts (the engine raises otherwise), not
+    when it is made: a pool snapshot is loaded just before the games that draw it are played.
+    """
 
     def __init__(self, batcher: LMBatcher, adapter: str | None, name: str) -> None:
-        if adapter is not None and adapter not in batcher.engine.adapter_names():
-            raise ValueError(f"adapter {adapter!r} is not loaded in the engine")
         self.batcher = batcher
         self.adapter = adapter
         self.name = name
