@@ -217,3 +217,49 @@ def test_same_seed_same_game_and_seed_groups_share_draws():
     for player in (ALICE, BOB):
         assert starts(first, player) == starts(other_actions, player)
     assert starts(first, ALICE) != starts(play_fixed(6, (NOTHING, NOTHING)), ALICE)
+
+
+AUTHORS = make_config("dond", {"rules": "authors"})
+
+
+def test_authors_rules_values_fixed_per_game_and_types_may_be_missing():
+    fixed_values, missing_types = True, False
+    for seed in range(200):
+        ours = play_fixed(seed, (NOTHING, NOTHING))
+        theirs = play_fixed(seed, (NOTHING, NOTHING), AUTHORS)
+        assert len({tuple(map(tuple, i["values"])) for i in theirs.infos}) == 1
+        fixed_values &= len({tuple(map(tuple, i["values"])) for i in ours.infos}) == 1
+        for info in theirs.infos:
+            assert 5 <= sum(info["stock"]) <= 7 and min(info["stock"]) >= 0
+            (a, b) = info["values"]
+            assert sum(a) == sum(b) == 10 and valid_values(Items(*a), Items(*b))
+            missing_types |= min(info["stock"]) == 0
+        assert all(min(info["stock"]) >= 1 for info in ours.infos)
+    assert not fixed_values and missing_types  # ours redraws values; theirs leaves types out
+
+
+def test_authors_stock_is_uniform_over_non_negative_compositions():
+    stocks = [draw_stock(np.random.default_rng([seed, 0]), 5, 7, 0) for seed in range(9_000)]
+    sevens = Counter(s for s in stocks if sum(s) == 7)
+    assert set(sevens) == set(compositions(7, 0)) and len(sevens) == 36
+    assert chisquare(list(sevens.values())).pvalue > 1e-3
+
+
+def test_authors_rules_show_the_other_values_after_each_round():
+    for config, shown in ((None, False), (AUTHORS, True)):
+        game = make_game("dond", config, 0)
+        skip_talk(game)
+        game.act({ALICE: NOTHING, BOB: NOTHING})
+        alice_values, bob_values = game.values
+        ends = [game.events(p)[-2] for p in (ALICE, BOB)]
+        assert all(isinstance(e, RoundEnd) for e in ends)
+        expected = (bob_values, alice_values) if shown else (None, None)
+        assert (ends[ALICE].other_values, ends[BOB].other_values) == expected
+
+
+def test_authors_rules_cap_the_stock_at_one_type_s_limit():
+    make_config("dond", {"max_stock": 12})  # ours: at least one of each other type
+    with pytest.raises(ValidationError, match="rules=authors"):
+        make_config("dond", {"max_stock": 11, "rules": "authors"})
+    with pytest.raises(ValidationError):
+        make_config("dond", {"rules": "theirs"})

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from detente.games import ALICE, BOB, IllegalAction, Kind, make_config, make_game
 from detente.games.items import Items
 from detente.protocol import InvalidReply, Style, make_protocol
-from detente.protocol.items import find_items
+from detente.protocol.items import compact_items, find_items, format_values
 
 counts = st.integers(0, 10)
 items = st.builds(Items, counts, counts, counts)
@@ -140,3 +140,21 @@ def test_observations(style):
         )
         assert any(line.endswith("No deal: both players got 0 points.") for line in history)
         assert history[-1] == "Your message (<<message_start>> ... <<message_end>>):"
+
+
+@pytest.mark.parametrize("style", list(Style))
+def test_the_authors_rules_are_told_and_the_other_values_shown(style):
+    protocol = make_protocol("dond", style)
+    for rules in ("detente", "authors"):
+        game = make_game("dond", make_config("dond", {"rules": rules}), 0)
+        text = protocol.rules(game, ALICE)
+        game.act({BOB: "hi"})
+        game.act({ALICE: "hi"})
+        game.act({ALICE: Items(0, 0, 0), BOB: Items(0, 0, 0)})
+        end = protocol.render_event(game.events(ALICE)[-2], ALICE)
+        bob = game.values[BOB]
+        values = format_values(bob) if style is Style.FULL else f"v {compact_items(bob)}"
+        assert (values in end) == (rules == "authors")
+        if style is Style.FULL:
+            said = ("once per game" in text, "some types may be missing" in text)
+            assert said == ((True, True) if rules == "authors" else (False, False))

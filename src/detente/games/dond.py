@@ -16,11 +16,22 @@ Draws (all from the seed, never from actions):
 * values (round generator, after the stock): each player's vector is uniform over the 66 ways
   to write 10 as three non-negative parts, both redrawn until every type is valued by someone
   and at least one type is valued by both.
+
+Where the authors' code (which never ran this game) differs, ``rules`` chooses
+(:class:`DondRules`). ``detente`` (the default) is the above: values redrawn every round, every
+type in every stock, and a player never sees the other's values. ``authors`` follows their
+rules: the values are drawn once per game (round 0's generator, after its stock) and kept;
+a stock's counts are uniform over the ``C(N+2, 2)`` ways to write ``N`` as three non-negative
+parts, so a type may be missing from a round (``max_stock`` is then at most ``MAX_UNITS``);
+and after each round a player is shown the other's values. Both rule sets draw uniformly over
+compositions, where the authors cut at sorted independent uniform points (not uniform over
+compositions); the value constraints are the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 import numpy as np
@@ -38,8 +49,15 @@ from detente.games.items import ITEM_TYPES, MAX_UNITS, Items, check_bundle, wort
 VALUE_TOTAL = 10
 
 
+class DondRules(StrEnum):
+    """Which Deal or No Deal: ours (SPEC §1.4) or the authors' (see the module docstring)."""
+
+    DETENTE = "detente"  # values redrawn every round; every type in the stock; values private
+    AUTHORS = "authors"  # values fixed per game; types may be missing; values shown after a round
+
+
 class DondConfig(ChatConfig):
-    """Stock size range and chat quota."""
+    """Stock size range, chat quota and rule set."""
 
     min_stock: int = Field(
         5, ge=len(ITEM_TYPES), description="Fewest items in a round's stock (all types)."
@@ -49,11 +67,22 @@ class DondConfig(ChatConfig):
         le=MAX_UNITS + len(ITEM_TYPES) - 1,
         description="Most items in a round's stock (so that no type exceeds MAX_UNITS).",
     )
+    rules: DondRules = Field(
+        DondRules.DETENTE,
+        description="detente: values redrawn every round, every item type in every stock, "
+        "values private; authors (their code): values drawn once per game, a stock may lack a "
+        "type, each player shown the other's values after every round.",
+    )
 
     @model_validator(mode="after")
     def _range(self) -> DondConfig:
         if self.min_stock > self.max_stock:
             raise ValueError(f"min_stock={self.min_stock} exceeds max_stock={self.max_stock}")
+        if self.rules is DondRules.AUTHORS and self.max_stock > MAX_UNITS:
+            raise ValueError(
+                f"max_stock={self.max_stock} exceeds {MAX_UNITS} with rules=authors (one type "
+                "may hold the whole stock)"
+            )
         return self
 
 
@@ -68,12 +97,14 @@ class RoundStart(Event):
 
 @dataclass(frozen=True)
 class RoundEnd(Event):
-    """Both proposals, whether they made a deal, and the observer's reward."""
+    """Both proposals, whether they made a deal, the observer's reward and, under the authors'
+    rules only, the other's values (None otherwise)."""
 
     own_proposal: Items
     other_proposal: Items
     agreed: bool
     own_reward: float
+    other_values: Items | None = None
 
 
 def composition(rng: np.random.Generator, total: int, minimum: int) -> Items:
@@ -93,9 +124,12 @@ def valid_values(a: Items, b: Items) -> bool:
     return all(x > 0 or y > 0 for x, y in pairs) and any(x > 0 and y > 0 for x, y in pairs)
 
 
-def draw_stock(rng: np.random.Generator, min_stock: int, max_stock: int) -> Items:
-    """``N ~ U{min_stock..max_stock}``, then a uniform composition of ``N`` into positive parts."""
-    return composition(rng, int(rng.integers(min_stock, max_stock + 1)), 1)
+def draw_stock(
+    rng: np.random.Generator, min_stock: int, max_stock: int, minimum: int = 1
+) -> Items:
+    """``N ~ U{min_stock..max_stock}``, then a uniform composition of ``N`` into parts
+    ``≥ minimum`` (1: every type present; 0: a type may be missing)."""
+    return composition(rng, int(rng.integers(min_stock, max_stock + 1)), minimum)
 
 
 def draw_values(rng: np.random.Generator) -> tuple[Items, Items]:
@@ -132,10 +166,14 @@ class Dond(ChatGame[DondConfig, Items]):
         return self._values
 
     def _deal(self, rng: np.random.Generator) -> tuple[Event, Event]:
+        """The round's stock, then (every round, or in round 0 only under the authors' rules)
+        the values."""
         c = self.config
-        self._stock = draw_stock(rng, c.min_stock, c.max_stock)
-        self._values = a, b = draw_values(rng)
-        stock, opener = self._stock, self.opener
+        authors = c.rules is DondRules.AUTHORS
+        self._stock = draw_stock(rng, c.min_stock, c.max_stock, 0 if authors else 1)
+        if not authors or self.round == 0:
+            self._values = draw_values(rng)
+        (a, b), stock, opener = self._values, self._stock, self.opener
         return (
             RoundStart(self.round, stock, a, opener == ALICE),
             RoundStart(self.round, stock, b, opener == BOB),
@@ -160,7 +198,12 @@ class Dond(ChatGame[DondConfig, Items]):
             "agreed": agreed,
             "rewards": list(rewards),
         }
+        shown = self.config.rules is DondRules.AUTHORS
         events = tuple(
-            RoundEnd(self.round, moves[p], moves[1 - p], agreed, rewards[p]) for p in (ALICE, BOB)
+            RoundEnd(
+                self.round, moves[p], moves[1 - p], agreed, rewards[p],
+                self._values[1 - p] if shown else None,
+            )
+            for p in (ALICE, BOB)
         )
         return RoundOutcome(rewards, info, (events[ALICE], events[BOB]))

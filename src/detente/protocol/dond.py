@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from detente.games.base import PLAYER_NAMES, Event, Game, Kind
-from detente.games.dond import VALUE_TOTAL, Dond, RoundEnd, RoundStart
+from detente.games.dond import VALUE_TOTAL, Dond, DondRules, RoundEnd, RoundStart
 from detente.games.items import bundles
 from detente.protocol.base import MAX_MESSAGE_CHARS, MESSAGE_END, MESSAGE_START, Style
 from detente.protocol.items import (
@@ -39,6 +39,16 @@ class DondProtocol(ItemsProtocol):
                 f"else 0.{horizon} {MESSAGE_START}..{MESSAGE_END} {PROPOSAL_TEMPLATE}"
             )
         other = PLAYER_NAMES[1 - player]
+        authors = c.rules is DondRules.AUTHORS
+        stock_types = "some types may be missing" if authors else "at least one of each type"
+        drawn = (
+            f"drawn at random once per game and kept every round. You know only your own "
+            f"values until the end of the first round; after every round you are shown "
+            f"{other}'s values."
+            if authors
+            else "drawn at random every round. You know only your own values."
+        )
+        seen = f"your points and {other}'s values" if authors else "your points"
         talk = (
             f"1. Every round you take turns sending messages, {m} each; the first speaker "
             "alternates from round to round.\n"
@@ -56,11 +66,11 @@ class DondProtocol(ItemsProtocol):
             f"Deal or No Deal.{self.horizon(game)}\n"
             "Setup:\n"
             "1. Every round there is a stock of hats, books and balls to divide between you: "
-            f"{c.min_stock} to {c.max_stock} items in all, at least one of each type.\n"
+            f"{c.min_stock} to {c.max_stock} items in all, {stock_types}.\n"
             "2. Each player has private values: points per unit of each item type, whole "
-            f"numbers adding up to {VALUE_TOTAL} over the three types, drawn at random every "
-            "round. You know only your own values. Every type is worth something to at least "
-            "one of you, and at least one type is worth something to both.\n"
+            f"numbers adding up to {VALUE_TOTAL} over the three types, {drawn} Every type is "
+            "worth something to at least one of you, and at least one type is worth something "
+            "to both.\n"
             "Protocol:\n"
             f"{talk}"
             "2. Then both players propose at the same time what they keep: how many units of "
@@ -69,8 +79,8 @@ class DondProtocol(ItemsProtocol):
             "stock of every type), the deal is made and your points are the units you keep × "
             "your value for them, added over the types. Otherwise there is no deal and both "
             "players get 0 points.\n"
-            "4. After each round you see both proposals, whether there was a deal, and your "
-            "points.\n"
+            "4. After each round you see both proposals, whether there was a deal, and "
+            f"{seen}.\n"
             "Your goal: get as many points as possible over the whole game.\n"
             f'{message_format}To propose, reply with exactly "{PROPOSAL_TEMPLATE}" (x, y, z: '
             "the units you keep) and nothing else."
@@ -94,19 +104,27 @@ class DondProtocol(ItemsProtocol):
         if isinstance(event, RoundEnd):
             if self.style is Style.COMPACT:
                 outcome = f"deal {number(event.own_reward)}" if event.agreed else "no deal"
+                values = (
+                    "" if event.other_values is None else f" | v {compact_items(event.other_values)}"
+                )
                 return (
                     f"you {compact_items(event.own_proposal)} other "
-                    f"{compact_items(event.other_proposal)} | {outcome}"
+                    f"{compact_items(event.other_proposal)} | {outcome}{values}"
                 )
             outcome = (
                 f"Deal: you got {number(event.own_reward)} points."
                 if event.agreed
                 else "No deal: both players got 0 points."
             )
+            values = (
+                ""
+                if event.other_values is None
+                else f" {other}'s values per unit: {format_values(event.other_values)}."
+            )
             return (
                 f"Round {event.round + 1} result: you proposed to keep "
                 f"{format_items(event.own_proposal)}; {other} proposed to keep "
-                f"{format_items(event.other_proposal)}. {outcome}"
+                f"{format_items(event.other_proposal)}. {outcome}{values}"
             )
         raise TypeError(f"not a Deal or No Deal event: {event!r}")
 
