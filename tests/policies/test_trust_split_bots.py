@@ -69,7 +69,28 @@ def mean_rewards(alice: str, bob: str, seeds: range) -> np.ndarray:
 
 
 def test_registered_bots() -> None:
-    assert bot_names(GAME) == ["greedy", "honest", "liar", "sucker", "tit-for-tat"]
+    assert bot_names(GAME) == ["forgiving", "greedy", "honest", "liar", "sucker", "tit-for-tat"]
+
+
+def test_forgiving_retaliates_after_being_cheated_with_its_stated_probability() -> None:
+    """Honest everywhere, but right after the other kept coins with the lower hand it keeps
+    every coin with probability 0.4 (when honesty would concede)."""
+    retaliated, chances = 0, 0
+    forgiving = make_bot(GAME, "forgiving")
+    for seed in range(200):
+        game, _ = play(forgiving, make_bot(GAME, "greedy"), seed, rounds=6)
+        for t in range(1, game.num_rounds):
+            before, now = game.infos[t - 1], game.infos[t]
+            cheated = before["upper"] == 0  # greedy kept coins with the lower hand
+            if now["upper"] == 1:  # honesty concedes: 0 coins
+                if cheated:
+                    chances += 1
+                    retaliated += now["claims"][0] == 10
+                else:
+                    assert now["claims"][0] == 0
+            else:
+                assert now["claims"][0] == 10
+    assert abs(retaliated / chances - 0.4) < 3 * (0.24 / chances) ** 0.5
 
 
 SPEC_REFERENCE = [

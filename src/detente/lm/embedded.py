@@ -19,6 +19,12 @@ def _cache_name(name: str, spec: TinySpec) -> str:
     return f"{name}-{key}"
 
 
+def embedded_directory(name: str, cache: Path) -> Path | None:
+    """The cache folder of an embedded model (``None`` for other names); it exists once built."""
+    spec = _SPECS.get(name)
+    return None if spec is None else cache / _cache_name(name, spec)
+
+
 def _builder(name: str, spec: TinySpec):
     def build(cache: Path) -> ModelAndTokenizer:
         target = cache / _cache_name(name, spec)
@@ -30,5 +36,6 @@ def _builder(name: str, spec: TinySpec):
     return build
 
 
-register_model("tiny", _builder("tiny", TINY))
-register_model("tiny-test", _builder("tiny-test", TINY_TEST))
+_SPECS = {"tiny": TINY, "tiny-test": TINY_TEST}
+for _name, _spec in _SPECS.items():
+    register_model(_name, _builder(_name, _spec))

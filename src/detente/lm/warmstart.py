@@ -18,30 +18,40 @@ from tqdm import tqdm
 from detente.games import make_config, make_game
 from detente.lm.chat import ChatFormat
 from detente.policies.bots import bot_names, make_bot
+from detente.policies.bots import ipd as ipd_bots
+from detente.policies.bots import trust_split as trust_split_bots
 from detente.protocol import Style, make_protocol
 from detente.protocol.base import MESSAGE_END, MESSAGE_START, PROPOSAL_END, PROPOSAL_START
 from detente.rollout.runner import Match, play
 
 # Persona weights per game (the seat being imitated); the co-player is drawn uniformly.
 PERSONAS: dict[str, dict[str, float]] = {
-    "ipd": {
-        "tit-for-tat": 0.35,
-        "always-cooperate": 0.15,
-        "wsls": 0.15,
-        "grim": 0.1,
-        "always-defect": 0.1,
-        "random": 0.1,
-        "alternator": 0.05,
-    },
-    "trust-split": {
-        "honest": 0.35,
-        "tit-for-tat": 0.35,
-        "greedy": 0.15,
-        "liar": 0.1,
-        "sucker": 0.05,
-    },
+    # One Markov persona, so the prior is known exactly: P(C) 0.95 first and after the other
+    # cooperated, 0.6 after it defected (cooperative, forgiving and conditional).
+    "ipd": {"forgiving": 1.0},
+    # Honest hand reports and winner-takes-all claims; the forgiving persona retaliates after
+    # being cheated with probability 0.4 only.
+    "trust-split": {"honest": 0.4, "forgiving": 0.6},
     "split": {"welfare": 0.6, "half": 0.2, "greedy": 0.2},
     "dond": {"fair": 0.8, "greedy": 0.2},
+}
+
+
+# The prior the persona data implies (``detente.evaluate.prior`` measures; the model sees no
+# persona label, so after being cheated the Trust-and-Split target mixes both personas).
+PRIOR_TARGETS: dict[str, dict[str, float]] = {
+    "ipd": {
+        "p_coop_first": ipd_bots.Forgiving.P_FIRST,
+        "p_coop_after_c": ipd_bots.Forgiving.P_AFTER_C,
+        "p_coop_after_d": ipd_bots.Forgiving.P_AFTER_D,
+    },
+    "trust-split": {
+        "honesty": 1.0,
+        "follows_hands": 1.0,
+        "concede_otherwise": 1.0,
+        "concede_after_cheated": PERSONAS["trust-split"]["honest"]
+        + PERSONAS["trust-split"]["forgiving"] * (1 - trust_split_bots.Forgiving.P_RETALIATE),
+    },
 }
 
 
@@ -78,13 +88,23 @@ TINY_TEST = TinySpec(
 
 
 Chat = tuple[dict[str, str], ...]
+Distribution = dict[str, float]
+
+
+@dataclass(frozen=True)
+class PersonaChat:
+    """A persona seat's whole chat (system, user, assistant, ...) and, per assistant reply, the
+    persona's reply distribution when it is stochastic (``None``: the reply is the target)."""
+
+    messages: Chat
+    distributions: tuple[Distribution | None, ...]
 
 
 def persona_conversations(
     games: Sequence[str], games_per_game: int, seed: int
-) -> dict[str, list[Chat]]:
-    """Whole chats (system, user, assistant, ...) of persona seats per game, compact style."""
-    conversations: dict[str, list[Chat]] = {}
+) -> dict[str, list[PersonaChat]]:
+    """Chats of persona seats per game, compact style."""
+    conversations: dict[str, list[PersonaChat]] = {}
     for game_index, game in enumerate(games):
         names = bot_names(game)
         weights = PERSONAS.get(game, dict.fromkeys(names, 1.0))
@@ -111,7 +131,8 @@ def persona_conversations(
                     {"role": "user", "content": turn.prompt},
                     {"role": "assistant", "content": turn.reply},
                 ]
-            conversations.setdefault(game, []).append(tuple(chat))
+            distributions = tuple(turn.distribution for turn in seat_record.turns)
+            conversations.setdefault(game, []).append(PersonaChat(tuple(chat), distributions))
     return conversations
 
 
@@ -147,18 +168,81 @@ def conversation_tokens(
     return ids, target
 
 
+SoftTarget = tuple[int, dict[int, float]]  # (position of the predicted token, token -> probability)
+
+
+def soft_targets(
+    chat: ChatFormat, ids: Sequence[int], target: Sequence[int], persona: PersonaChat
+) -> list[SoftTarget]:
+    """Where a stochastic persona's replies first differ, its distribution as the target.
+
+    The k-th run of target tokens is the k-th assistant reply. For a reply with a distribution
+    {text: p}, the alternatives' tokens agree up to some position and differ there; that token's
+    target becomes {token: Σ p of the texts with it}, so the model fits the persona's
+    probabilities instead of one draw (the other tokens keep the drawn reply as target).
+    """
+    spans: list[int] = [k for k in range(len(ids)) if target[k] and (k == 0 or not target[k - 1])]
+    if len(spans) != len(persona.distributions):
+        raise ValueError(f"{len(spans)} replies in the tokens, {len(persona.distributions)} given")
+    out: list[SoftTarget] = []
+    for start, distribution in zip(spans, persona.distributions, strict=True):
+        if not distribution or len(distribution) < 2:
+            continue
+        alternatives = {text: chat.reply_tokens(text) for text in distribution}
+        depth = 0
+        while len({tuple(tokens[: depth + 1]) for tokens in alternatives.values()}) == 1:
+            depth += 1
+        probabilities: dict[int, float] = {}
+        for text, tokens in alternatives.items():
+            if depth >= len(tokens):
+                raise ValueError(f"reply {text!r} is a prefix of another alternative")
+            probabilities[tokens[depth]] = probabilities.get(tokens[depth], 0.0) + distribution[text]
+        out.append((start + depth, probabilities))
+    return out
+
+
+def warm_start_loss(
+    logits: torch.Tensor, labels: torch.Tensor, soft: Sequence[Sequence[SoftTarget]]
+) -> torch.Tensor:
+    """Mean over target tokens of the cross-entropy −Σ_v q_v log π(v | prefix), where q is the
+    drawn token (one-hot) or, at a soft target, the persona's distribution.
+
+    ``logits`` [B, L, V] predict the next token; ``labels`` [B, L] hold the token at each position
+    (−100 where no target). Soft positions are listed per row.
+    """
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = labels[:, 1:].clone()
+    soft_terms = []
+    for row, row_targets in enumerate(soft):
+        for position, probabilities in row_targets:
+            targets[row, position - 1] = -100
+            tokens = torch.tensor(list(probabilities))
+            q = torch.tensor(list(probabilities.values()), dtype=logp.dtype)
+            soft_terms.append(-(q * logp[row, position - 1, tokens]).sum())
+    hard = targets != -100
+    nll = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[hard]
+    total = nll.sum() + (torch.stack(soft_terms).sum() if soft_terms else 0.0)
+    return total / (hard.sum() + len(soft_terms))
+
+
 def supervised_warm_start(
     model: torch.nn.Module,
     chat: ChatFormat,
-    conversations: dict[str, list[Chat]],
+    conversations: dict[str, list[PersonaChat]],
     spec: TinySpec,
     progress: bool = True,
 ) -> list[float]:
-    """Next-token cross-entropy on assistant tokens, AdamW with one-cycle decay. Each step's
-    batch comes from one game, drawn with ``GAME_WEIGHTS`` (chats of one game have similar
-    lengths, so little compute goes to padding). Returns the loss of every step."""
+    """Next-token cross-entropy on assistant tokens (``warm_start_loss``: against a stochastic
+    persona's distribution where it has one), AdamW with one-cycle decay. Each step's batch comes
+    from one game, drawn with ``GAME_WEIGHTS`` (chats of one game have similar lengths, so
+    little compute goes to padding). Returns the loss of every step."""
     games = sorted(conversations)
-    examples = {g: [conversation_tokens(chat, c) for c in conversations[g]] for g in games}
+    examples = {}
+    for g in games:
+        examples[g] = []
+        for persona in conversations[g]:
+            ids, target = conversation_tokens(chat, persona.messages)
+            examples[g].append((ids, target, soft_targets(chat, ids, target, persona)))
     weights = torch.tensor([GAME_WEIGHTS.get(g, 0.1) for g in games])
     generator = torch.Generator().manual_seed(spec.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
@@ -171,17 +255,18 @@ def supervised_warm_start(
         pool = examples[games[int(torch.multinomial(weights, 1, generator=generator))]]
         picks = torch.randint(len(pool), (spec.batch,), generator=generator).tolist()
         batch = [pool[i] for i in picks]
-        length = max(len(ids) for ids, _ in batch)
+        length = max(len(ids) for ids, _, _ in batch)
         ids = torch.full((len(batch), length), chat.pad_id)
         labels = torch.full((len(batch), length), -100)
         attention = torch.zeros((len(batch), length), dtype=torch.long)
-        for row, (tokens, target) in enumerate(batch):
+        for row, (tokens, target, _) in enumerate(batch):
             ids[row, : len(tokens)] = torch.tensor(tokens)
             attention[row, : len(tokens)] = 1
             labels[row, : len(tokens)] = torch.where(
                 torch.tensor(target, dtype=torch.bool), torch.tensor(tokens), -100
             )
-        loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
+        logits = model(input_ids=ids, attention_mask=attention).logits
+        loss = warm_start_loss(logits, labels, [soft for _, _, soft in batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -194,7 +279,7 @@ def supervised_warm_start(
 
 # Bump when the persona games, the compact protocol or the recipe's code change (the constants
 # above are part of the cache key by themselves): cached models rebuild.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 def recipe_key() -> str:
@@ -208,7 +293,9 @@ def build_tiny(spec: TinySpec, progress: bool = True) -> tuple[torch.nn.Module, 
     from detente.lm.tokenizer import train_tokenizer
 
     conversations = persona_conversations(sorted(PERSONAS), spec.games_per_game, spec.seed)
-    texts = [m["content"] for chats in conversations.values() for chat in chats for m in chat]
+    texts = [
+        m["content"] for chats in conversations.values() for chat in chats for m in chat.messages
+    ]
     tokenizer = train_tokenizer(texts, spec.vocab_size, PROTOCOL_TOKENS)
     model = build_untrained(tokenizer, spec.hidden, spec.layers, spec.heads, seed=spec.seed)
     supervised_warm_start(model, ChatFormat(tokenizer), conversations, spec, progress)

@@ -42,6 +42,9 @@ class Reply:
     constrained: bool = False
     allowed: tuple[tuple[int, ...], ...] | None = None  # constrained: allowed token ids per step
     usage: dict[str, int] = field(default_factory=dict)
+    # A stochastic scripted policy's whole reply distribution (reply text -> probability), of
+    # which ``text`` is the draw; the warm start fits a model to it instead of to the draw.
+    distribution: dict[str, float] | None = None
 
 
 class Policy(ABC):

@@ -36,6 +36,7 @@ class Turn:
     logprobs: list[float] = field(default_factory=list)
     allowed: list[list[int]] | None = None  # constrained reply: token ids allowed at each step
     usage: dict[str, int] = field(default_factory=dict)  # e.g. API token counts and retries
+    distribution: dict[str, float] | None = None  # a stochastic bot's reply probabilities
 
 
 @dataclass

@@ -258,6 +258,7 @@ def _decide(
                 logprobs=list(reply.logprobs),
                 allowed=None if reply.allowed is None else [list(a) for a in reply.allowed],
                 usage=dict(reply.usage),
+                distribution=None if was_invalid else reply.distribution,
             )
         )
         actions.append(action)

@@ -26,12 +26,26 @@ class Bot(Policy):
         replies = []
         for request in requests:
             rng = np.random.default_rng(request.seed)
+            distribution = None
             if request.kind is Kind.MESSAGE:
                 action = self.message(request.events, request.player, rng)
             else:
                 action = self.decide(request.events, request.player, rng)
-            replies.append(Reply(request.protocol.format(request.kind, action)))
+                probabilities = self.move_probabilities(request.events, request.player)
+                if probabilities is not None:
+                    distribution = {}
+                    for move, p in probabilities.items():
+                        text = request.protocol.format(request.kind, move)
+                        distribution[text] = distribution.get(text, 0.0) + p
+            replies.append(
+                Reply(request.protocol.format(request.kind, action), distribution=distribution)
+            )
         return replies
+
+    def move_probabilities(self, events: Sequence[Event], player: int) -> dict[Any, float] | None:
+        """A stochastic bot's distribution over its next move (``decide`` draws from it);
+        ``None`` for a deterministic bot."""
+        return None
 
     @abstractmethod
     def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Any:

@@ -84,6 +84,26 @@ class Alternator(IPDBot):
         return C if len(_history(events)) % 2 == 0 else D
 
 
+class Forgiving(IPDBot):
+    """Reciprocal and forgiving (a stochastic generous tit-for-tat): cooperates with probability
+    ``P_FIRST`` in the first round, ``P_AFTER_C`` after the other cooperated and ``P_AFTER_D``
+    after it defected. The ``tiny`` warm start's IPD persona."""
+
+    bot_name = "forgiving"
+    P_FIRST, P_AFTER_C, P_AFTER_D = 0.95, 0.95, 0.6
+
+    def move_probabilities(self, events: Sequence[Event], player: int) -> dict[Move, float]:
+        history = _history(events)
+        if not history:
+            p = self.P_FIRST
+        else:
+            p = self.P_AFTER_C if history[-1].other_move is C else self.P_AFTER_D
+        return {C: p, D: 1.0 - p}
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> Move:
+        return C if rng.random() < self.move_probabilities(events, player)[C] else D
+
+
 BOTS: tuple[type[Bot], ...] = (
     AlwaysCooperate,
     AlwaysDefect,
@@ -92,4 +112,5 @@ BOTS: tuple[type[Bot], ...] = (
     WinStayLoseShift,
     Random,
     Alternator,
+    Forgiving,
 )

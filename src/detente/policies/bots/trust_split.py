@@ -116,6 +116,30 @@ class TitForTat(TrustSplitBot):
         return _honest_claim(events)
 
 
+class Forgiving(TrustSplitBot):
+    """Honest, and forgiving: right after a round in which the other kept coins with the lower
+    hand it keeps every coin with probability ``P_RETALIATE`` (else it plays honestly again).
+    The ``tiny`` warm start's reciprocal Trust-and-Split persona."""
+
+    bot_name = "forgiving"
+    P_RETALIATE = 0.4
+
+    def move_probabilities(self, events: Sequence[Event], player: int) -> dict[int, float]:
+        history = [e for e in events if isinstance(e, RoundEnd)]
+        honest = _honest_claim(events)
+        if history and not history[-1].other_upper and history[-1].other_claim > 0:
+            keep_all = _round_start(events).coins
+            if keep_all == honest:
+                return {honest: 1.0}
+            return {keep_all: self.P_RETALIATE, honest: 1.0 - self.P_RETALIATE}
+        return {honest: 1.0}
+
+    def decide(self, events: Sequence[Event], player: int, rng: np.random.Generator) -> int:
+        probabilities = self.move_probabilities(events, player)
+        claims = list(probabilities)
+        return claims[0] if len(claims) == 1 else int(rng.choice(claims, p=list(probabilities.values())))
+
+
 class Sucker(TrustSplitBot):
     """Reveals its hand, keeps nothing."""
 
@@ -125,4 +149,4 @@ class Sucker(TrustSplitBot):
         return 0
 
 
-BOTS: tuple[type[Bot], ...] = (Honest, Greedy, Liar, TitForTat, Sucker)
+BOTS: tuple[type[Bot], ...] = (Honest, Greedy, Liar, TitForTat, Forgiving, Sucker)
