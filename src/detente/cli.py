@@ -139,16 +139,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from detente.evaluate.demo import DemoSettings, format_table, run_demo
+    from detente.evaluate.demo import DemoSettings, format_table, parse_seeds, run_demo
 
-    out = Path(args.out or f"demo-out/{args.game}-{args.model}-s{args.seed}")
+    seeds = parse_seeds(args.seeds)
+    games = tuple(args.game) if args.game else ("ipd", "trust-split")
+    out = Path(args.out or f"demo-out/{args.model}")
     settings = DemoSettings(
-        args.game, args.model, args.seed, args.eval_games, tuple(args.overrides)
+        games, args.model, seeds, args.eval_games, not args.no_robustness, tuple(args.overrides)
     )
-    summary = run_demo(settings, out)
-    print(f"\n{args.game} with {args.model}: trained from the same start, seed {args.seed}")
-    print(format_table(summary))
-    print(f"wrote {out / 'demo.json'} and {out / 'report.html'}")
+    results = run_demo(settings, out)
+    for game in games:
+        entry = results[game]
+        print(f"\n{game} with {args.model}: trained from the same start, seeds {args.seeds}")
+        print(format_table(entry["table"]))
+        if "robustness" in entry:
+            print("robustness: a fresh naive learner against each frozen agent")
+            print(format_table(entry["robustness"], "frozen"))
+    print(f"\nwrote {out / 'results.json'}, {out / 'README.md'} and a report.html per seed")
     return 0
 
 
@@ -183,6 +190,28 @@ def cmd_exploit(args: argparse.Namespace) -> int:
         f"target {first['opponent_reward']:.3f} -> {last['opponent_reward']:.3f}"
     )
     print(f"wrote {plot}")
+    return 0
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    """Probe a base model's conditional behaviour; an embedded model keeps the numbers."""
+    import json
+
+    from detente.evaluate.prior import format_prior, prior_with_model, stored_prior_path
+
+    path = stored_prior_path(args.model, args.game)
+    if args.remeasure and path is not None and path.is_file():
+        path.unlink()
+    prior = prior_with_model(args.model, args.game, args.games)
+    print(f"{args.game} prior of {args.model} ({args.games} games per seat order and probe)")
+    print(format_prior(prior["measured"]))
+    if prior["target"]:
+        print("persona target: " + ", ".join(f"{k} {v:.2f}" for k, v in prior["target"].items()))
+    if path is not None:
+        print(f"stored with the model: {path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(prior, indent=2))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -250,11 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="train naive, sum and adalign, face them off, report")
-    p.add_argument("--game", choices=["ipd", "trust-split"], default="ipd")
+    p.add_argument(
+        "--game",
+        action="append",
+        choices=["ipd", "trust-split"],
+        help="a game to run (repeatable; default both)",
+    )
     p.add_argument("--model", choices=["tiny", "smollm2-135m"], default="tiny")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0, 0-4 or 0,2,5 (default 0)")
     p.add_argument("--eval-games", type=int, default=32, help="games per seat order per pair")
-    p.add_argument("--out", help="output folder (default demo-out/GAME-MODEL-sSEED)")
+    p.add_argument(
+        "--no-robustness", action="store_true", help="skip the naive learners against the frozen agents"
+    )
+    p.add_argument("--out", help="output folder (default demo-out/MODEL)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides for all three runs")
     p.set_defaults(func=cmd_demo)
 
@@ -265,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/exploit-GAME-sSEED)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.set_defaults(func=cmd_exploit)
+
+    p = sub.add_parser("prior", help="probe a model's conditional behaviour (its prior)")
+    p.add_argument("model", help="tiny, smollm2-135m or a local model directory")
+    p.add_argument("--game", required=True, choices=["ipd", "trust-split"])
+    p.add_argument("--games", type=int, default=32, help="games per seat order and probe")
+    p.add_argument("--remeasure", action="store_true", help="measure again, replacing the stored")
+    p.add_argument("--json", help="also write the numbers here")
+    p.set_defaults(func=cmd_prior)
 
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)

@@ -1,9 +1,13 @@
-"""The main job: train naive RL, sum-of-rewards and Advantage Alignment from the same start,
-then face them off against each other and the game's bots, and summarise per method.
+"""The main job: per game and seed, train naive RL, sum-of-rewards and Advantage Alignment from
+the same start, face them off against each other and the game's bots, and run the paper's
+robustness test (a fresh naive learner trained against each frozen prosocial agent); then
+aggregate over seeds (mean and 95% Student-t interval).
 
-IPD summary per method: self-play cooperation rate, reward per round against always-defect,
-collective reward per round in self-play. Trust-and-Split: coins claimed with the upper and the
-lower hand in self-play, collective reward, reward against greedy and liar.
+Per method, IPD: self-play cooperation, P(C | other C) and P(C | other D) in self-play, reward
+per round against always-defect, collective reward per round. Trust-and-Split: collective
+reward, honesty of hand reports and coins claimed with each hand in self-play, reward per round
+against greedy and liar. Robustness: the learner's and the frozen target's reward per round
+over the learner's last iterations.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detente.config import first_difference, load_config
 from detente.evaluate.faceoff import FaceoffResult, faceoff
 from detente.evaluate.plots import curve_keys, plot_curves
+from detente.evaluate.prior import MODEL_SCALES, prior_with_model
 from detente.evaluate.report import (
     faceoff_html,
     html_page,
@@ -26,6 +31,7 @@ from detente.evaluate.report import (
     read_metrics,
     transcript_html,
 )
+from detente.evaluate.stats import mean_ci95
 from detente.learn.trainer import Trainer
 from detente.policies.agents import make_agent
 from detente.protocol import make_protocol
@@ -37,112 +43,236 @@ DEMO_BOTS = {
     "ipd": ("always-defect", "always-cooperate", "tit-for-tat"),
     "trust-split": ("greedy", "liar", "honest"),
 }
-SCALES = {"tiny": "tiny", "smollm2-135m": "smollm2"}
+# The frozen agents the robustness test trains a fresh naive learner against.
+ROBUSTNESS_TARGETS = ("adalign", "sum")
+# The robustness test's reward is read off the learner's last iterations (a mean over these).
+ROBUSTNESS_TAIL = 3
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    game: str = "ipd"
+    games: tuple[str, ...] = ("ipd", "trust-split")
     model: str = "tiny"
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
     eval_games: int = 32
-    overrides: tuple[str, ...] = ()
+    robustness: bool = True
+    overrides: tuple[str, ...] = field(default=())
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"3"``, ``"0-4"`` or ``"0,2,5"`` → the seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"bad --seeds {text!r}: expected e.g. 0, 0-4 or 0,2,5")
+        seeds += list(range(int(low), int(high) + 1)) if dash else [int(low)]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"bad --seeds {text!r}: empty or repeated")
+    return tuple(seeds)
+
+
+def _clean(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def summarise(
     game: str, result: FaceoffResult, method_names: Sequence[str]
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """The demo table: per method, the headline numbers read off the face-off."""
     index = {a: i for i, a in enumerate(result.agents)}
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | None]] = {}
     for method, name in zip(METHODS, method_names, strict=True):
         i = index[name]
         row: dict[str, float] = {"selfplay_collective_reward": 2 * result.mean_reward[i][i]}
         if game == "ipd":
             row["selfplay_coop_rate"] = result.measures["coop_rate"][i][i]
+            row["selfplay_p_coop_after_c"] = result.measures["p_coop_after_c"][i][i]
+            row["selfplay_p_coop_after_d"] = result.measures["p_coop_after_d"][i][i]
             row["reward_vs_always_defect"] = result.mean_reward[i][index["bot:always-defect"]]
-            row["coop_after_c_vs_tft"] = result.measures["p_coop_after_c"][i][
-                index["bot:tit-for-tat"]
-            ]
         else:
+            row["selfplay_honesty"] = result.measures["honesty"][i][i]
             row["selfplay_claim_upper"] = result.measures["claim_upper"][i][i]
             row["selfplay_claim_lower"] = result.measures["claim_lower"][i][i]
             row["reward_vs_greedy"] = result.mean_reward[i][index["bot:greedy"]]
             row["reward_vs_liar"] = result.mean_reward[i][index["bot:liar"]]
-        out[method] = {
-            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()
-        }
+        out[method] = {k: _clean(v) for k, v in row.items()}
     return out
 
 
-def format_table(summary: dict[str, dict[str, Any]]) -> str:
-    keys = list(next(iter(summary.values())))
-    width = max(len(k) for k in keys) + 2
-    lines = ["method".ljust(10) + "".join(k.rjust(width) for k in keys)]
-    for method, row in summary.items():
-        cells = "".join(
-            (f"{row[k]:.3f}" if row[k] is not None else "n/a").rjust(width) for k in keys
-        )
-        lines.append(method.ljust(10) + cells)
+def format_table(rows: dict[str, dict[str, Any]], label: str = "method") -> str:
+    """Terminal table; a cell is a number or {"mean", "ci95"} (printed ``mean ± ci95``)."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, dict):
+            half = value["ci95"]
+            return "n/a" if value["mean"] is None else (
+                f"{value['mean']:.3f}" + ("" if half is None else f" ± {half:.3f}")
+            )
+        return "n/a" if value is None else f"{value:.3f}"
+
+    keys = list(next(iter(rows.values())))
+    width = max(max(len(k) for k in keys), 15) + 2
+    lines = [label.ljust(12) + "".join(k.rjust(width) for k in keys)]
+    for name, row in rows.items():
+        lines.append(name.ljust(12) + "".join(cell(row[k]).rjust(width) for k in keys))
     return "\n".join(lines)
 
 
-def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
-    """Train the three methods into ``out/METHOD``, evaluate, write demo.json and report.html."""
-    if settings.game not in DEMO_BOTS:
-        raise ValueError(f"the demo covers {', '.join(DEMO_BOTS)}, not {settings.game!r}")
-    scale = SCALES.get(settings.model)
-    if scale is None:
-        raise ValueError(f"the demo runs on {', '.join(SCALES)}, not {settings.model!r}")
-    runs = {}
-    for method in METHODS:
-        config = load_config(
-            f"{settings.game}-{method}-{scale}", [f"seed={settings.seed}", *settings.overrides]
-        )
-        run_dir = out / method
-        if (run_dir / "config.yaml").is_file():  # an interrupted demo: go on, if it is this one
-            saved = load_config(str(run_dir / "config.yaml"))
-            if saved != config:
-                raise ValueError(
-                    f"{run_dir} holds a run of another configuration "
-                    f"({first_difference(saved, config)}); choose another --out"
-                )
-            trainer = Trainer.resume(run_dir)
-        else:
-            trainer = Trainer.create(config, run_dir)
-        trainer.run()
-        runs[method] = run_dir
-    agents = [make_agent(f"run:{runs[m]}", settings.game) for m in METHODS]
-    agents += [make_agent(f"bot:{b}", settings.game) for b in DEMO_BOTS[settings.game]]
+def markdown_table(rows: dict[str, dict[str, Any]], label: str = "method") -> str:
+    """The same table as Markdown (the README's form): ``mean ± ci95`` per cell."""
+    keys = list(next(iter(rows.values())))
+    lines = [f"| {label} | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for name, row in rows.items():
+        cells = []
+        for k in keys:
+            v = row[k]
+            if v["mean"] is None:
+                cells.append("n/a")
+            elif v["ci95"] is None:
+                cells.append(f"{v['mean']:.2f}")
+            else:
+                cells.append(f"{v['mean']:.2f} ± {v['ci95']:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def aggregate(per_seed: Sequence[dict[str, dict[str, float | None]]]) -> dict[str, dict[str, Any]]:
+    """Per row and key: mean over seeds and the 95% t half-width (None for one seed)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in per_seed[0]:
+        out[name] = {}
+        for key in per_seed[0][name]:
+            values = [s[name][key] for s in per_seed if s[name][key] is not None]
+            if not values:
+                out[name][key] = {"mean": None, "ci95": None, "n": 0}
+                continue
+            mean, half = mean_ci95(values)
+            out[name][key] = {
+                "mean": mean,
+                "ci95": half if math.isfinite(half) else None,
+                "n": len(values),
+            }
+    return out
+
+
+def _train(config_name: str, overrides: Sequence[str], run_dir: Path) -> Path:
+    """Train (or finish an interrupted run of) this configuration into ``run_dir``."""
+    config = load_config(config_name, list(overrides))
+    if (run_dir / "config.yaml").is_file():
+        saved = load_config(str(run_dir / "config.yaml"))
+        if saved != config:
+            raise ValueError(
+                f"{run_dir} holds a run of another configuration "
+                f"({first_difference(saved, config)}); choose another --out"
+            )
+        trainer = Trainer.resume(run_dir)
+    else:
+        trainer = Trainer.create(config, run_dir)
+    trainer.run()
+    return run_dir
+
+
+def robustness(metrics: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Learner's and target's reward per round at the start and over the last iterations."""
+    tail = metrics[-ROBUSTNESS_TAIL:]
+    return {
+        "learner_start": metrics[0]["reward"],
+        "learner_end": math.fsum(m["reward"] for m in tail) / len(tail),
+        "target_start": metrics[0]["opponent_reward"],
+        "target_end": math.fsum(m["opponent_reward"] for m in tail) / len(tail),
+    }
+
+
+def run_seed(game: str, settings: DemoSettings, seed: int, out: Path) -> dict[str, Any]:
+    """One seed of one game: three trainings, the face-off, the robustness test."""
+    scale = MODEL_SCALES[settings.model]
+    overrides = [f"seed={seed}", *settings.overrides]
+    runs = {m: _train(f"{game}-{m}-{scale}", overrides, out / m) for m in METHODS}
+    agents = [make_agent(f"run:{runs[m]}", game) for m in METHODS]
+    agents += [make_agent(f"bot:{b}", game) for b in DEMO_BOTS[game]]
     config = load_config(str(runs["naive"] / "config.yaml"))
-    protocol = make_protocol(settings.game, config.game.style, config.game.game_config())
-    bar, update = games_progress("face-off")
+    protocol = make_protocol(game, config.game.style, config.game.game_config())
+    bar, update = games_progress(f"{game} s{seed} face-off")
     with bar:
         result, records = faceoff(
-            settings.game,
+            game,
             agents,
             protocol,
             settings.eval_games,
-            seed=10_000 + settings.seed,
+            seed=10_000 + seed,
             config=config.game.game_config(),
             invalid=config.invalid,  # moves sampled as in training
             on_step=update,
         )
     result.write_json(out / "faceoff.json")
-    summary = summarise(settings.game, result, [a.name for a in agents[: len(METHODS)]])
-    (out / "demo.json").write_text(json.dumps(summary, indent=2))
-    write_demo_report(out, runs, result, records, summary)
-    return summary
+    summary = summarise(game, result, [a.name for a in agents[: len(METHODS)]])
+    exploits: dict[str, dict[str, float]] = {}
+    if settings.robustness:
+        for target in ROBUSTNESS_TARGETS:
+            run_dir = _train(
+                f"{game}-naive-{scale}",
+                [*overrides, f"train.opponent=run:{runs[target]}"],
+                out / f"exploit-{target}",
+            )
+            exploits[target] = robustness(read_metrics(run_dir))
+    payload = {"summary": summary, "robustness": exploits}
+    (out / "demo.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
+    write_seed_report(out, runs, result, records, summary, exploits)
+    return payload
 
 
-def write_demo_report(
+def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
+    """Every game × seed into ``out/GAME/sSEED``; ``out/results.json`` and ``out/README.md``
+    hold the prior and the tables over seeds."""
+    for game in settings.games:
+        if game not in DEMO_BOTS:
+            raise ValueError(f"the demo covers {', '.join(DEMO_BOTS)}, not {game!r}")
+    if settings.model not in MODEL_SCALES:
+        raise ValueError(f"the demo runs on {', '.join(MODEL_SCALES)}, not {settings.model!r}")
+    results: dict[str, Any] = {"model": settings.model, "seeds": list(settings.seeds)}
+    for game in settings.games:
+        prior = prior_with_model(settings.model, game)
+        per_seed = {s: run_seed(game, settings, s, out / game / f"s{s}") for s in settings.seeds}
+        summaries = [p["summary"] for p in per_seed.values()]
+        entry: dict[str, Any] = {
+            "prior": prior,
+            "per_seed": {str(s): p for s, p in per_seed.items()},
+            "table": aggregate(summaries),
+        }
+        if settings.robustness:
+            entry["robustness"] = aggregate([p["robustness"] for p in per_seed.values()])
+        results[game] = entry
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    (out / "README.md").write_text(results_markdown(results))
+    return results
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The tables of ``results.json`` as Markdown, one section per game."""
+    seeds = results["seeds"]
+    parts = [f"# detente demo ({results['model']}, seeds {', '.join(map(str, seeds))})", ""]
+    for game in (k for k in results if k not in ("model", "seeds")):
+        entry = results[game]
+        parts += [f"## {game}", "", f"Mean ± 95% interval over {len(seeds)} seed(s).", ""]
+        parts += [markdown_table(entry["table"]), ""]
+        if "robustness" in entry:
+            parts += ["Robustness: a fresh naive learner against each frozen agent "
+                      f"(reward per round; end = mean of the last {ROBUSTNESS_TAIL} iterations)",
+                      "", markdown_table(entry["robustness"], "frozen target"), ""]
+    return "\n".join(parts)
+
+
+def write_seed_report(
     out: Path,
     runs: dict[str, Path],
     result: FaceoffResult,
     records: Sequence[GameRecord],
     summary: dict[str, dict[str, Any]],
+    exploits: dict[str, dict[str, float]],
 ) -> Path:
-    """One page: curves of the three methods overlaid, the face-off, self-play transcripts."""
+    """One page: curves of the three methods overlaid, the robustness curves, the face-off,
+    self-play transcripts."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     metrics = {m: read_metrics(d) for m, d in runs.items()}
@@ -151,16 +281,33 @@ def write_demo_report(
     body.append(
         html_table(
             ["method", *keys],
-            [
-                [m, *(summary[m][k] if summary[m][k] is not None else "n/a" for k in keys)]
-                for m in summary
-            ],
+            [[m, *(v if v is not None else "n/a" for v in summary[m].values())] for m in summary],
         )
     )
     body.append("<h2>Training curves</h2><div class='grid'>")
     for key in curve_keys(next(iter(metrics.values()))):
         body.append(img_tag(plot_curves(metrics, key, plots / f"{key}.png")))
     body.append("</div>")
+    if exploits:
+        body.append("<h2>Robustness: a naive learner against each frozen agent</h2>")
+        body.append("<div class='grid'>")
+        for target in exploits:
+            lines = read_metrics(out / f"exploit-{target}")
+            curves = {
+                "naive learner": lines,
+                f"frozen {target}": [
+                    {"iteration": m["iteration"], "reward": m["opponent_reward"]} for m in lines
+                ],
+            }
+            path = plots / f"exploit-{target}.png"
+            body.append(img_tag(plot_curves(curves, "reward", path, f"vs frozen {target}")))
+        body.append("</div>")
+        body.append(
+            html_table(
+                ["frozen target", *next(iter(exploits.values()))],
+                [[t, *row.values()] for t, row in exploits.items()],
+            )
+        )
     body.append(faceoff_html(result.to_json(), plots))
     selfplay = [r for r in records if r.seats[0].agent == r.seats[1].agent][:3]
     body.append("<h2>Self-play games</h2>")
