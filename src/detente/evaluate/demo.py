@@ -231,8 +231,10 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
     if settings.model not in MODEL_SCALES:
         raise ValueError(f"the demo runs on {', '.join(MODEL_SCALES)}, not {settings.model!r}")
     results: dict[str, Any] = {"model": settings.model, "seeds": list(settings.seeds)}
+    scale = MODEL_SCALES[settings.model]
     for game in settings.games:
-        prior = prior_with_model(settings.model, game)
+        base_model = load_config(f"{game}-naive-{scale}", list(settings.overrides)).model.name
+        prior = prior_with_model(base_model, game)
         per_seed = {s: run_seed(game, settings, s, out / game / f"s{s}") for s in settings.seeds}
         summaries = [p["summary"] for p in per_seed.values()]
         entry: dict[str, Any] = {

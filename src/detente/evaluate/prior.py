@@ -186,7 +186,13 @@ def write_prior(path: Path, game: str, prior: dict[str, Any], target: dict[str, 
 
 
 # Models with CPU presets: their prior is probed as they train (style, game options, replies).
-MODEL_SCALES = {"tiny": "tiny", "tiny-test": "tiny", "smollm2-135m": "smollm2"}
+MODEL_SCALES = {
+    "tiny": "tiny",
+    "tiny-ipd": "tiny",
+    "tiny-trust-split": "tiny",
+    "tiny-test": "tiny",
+    "smollm2-135m": "smollm2",
+}
 
 
 def probe_model(model: str, game: str, games: int, seed: int = 20_000) -> dict[str, Any]:
@@ -197,7 +203,7 @@ def probe_model(model: str, game: str, games: int, seed: int = 20_000) -> dict[s
     from detente.protocol import make_protocol
 
     scale = MODEL_SCALES.get(model)
-    overrides = [] if scale is not None else [f"model.name={model}", "game.style=full"]
+    overrides = [f"model.name={model}"] + ([] if scale is not None else ["game.style=full"])
     config = load_config(f"{game}-naive-{scale or 'tiny'}", overrides)
     protocol = make_protocol(game, config.game.style, config.game.game_config())
     agent = make_agent(f"lm:{model}", game)

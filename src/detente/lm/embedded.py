@@ -1,4 +1,7 @@
-"""Registers the embedded models ``tiny`` and ``tiny-test``: built on first use, then cached.
+"""Registers the embedded models: built on first use, then cached.
+
+``tiny`` covers every game; ``tiny-ipd`` and ``tiny-trust-split`` are warm-started on one demo
+game each (the CPU presets of those games use them); ``tiny-test`` is the test suite's.
 
 The cache folder name carries the spec and recipe version, so a change rebuilds instead of
 loading a stale model.
@@ -11,7 +14,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from detente.lm.models import ModelAndTokenizer, load_cached_dir, register_model, save_atomically
-from detente.lm.warmstart import TINY, TINY_TEST, TinySpec, build_tiny, recipe_key
+from detente.lm.warmstart import (
+    TINY,
+    TINY_IPD,
+    TINY_TEST,
+    TINY_TRUST_SPLIT,
+    TinySpec,
+    build_tiny,
+    recipe_key,
+)
 
 
 def _cache_name(name: str, spec: TinySpec) -> str:
@@ -36,6 +47,11 @@ def _builder(name: str, spec: TinySpec):
     return build
 
 
-_SPECS = {"tiny": TINY, "tiny-test": TINY_TEST}
+_SPECS = {
+    "tiny": TINY,
+    "tiny-ipd": TINY_IPD,
+    "tiny-trust-split": TINY_TRUST_SPLIT,
+    "tiny-test": TINY_TEST,
+}
 for _name, _spec in _SPECS.items():
     register_model(_name, _builder(_name, _spec))
