@@ -7,9 +7,12 @@ HTTP errors, slow replies, replies of the wrong format.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
 import pickle
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,8 +26,10 @@ from detente.policies.api import (
     ApiConfig,
     ApiError,
     ApiPolicy,
+    ApiUnavailable,
     backoff_delay,
     parse_api_spec,
+    public_url,
 )
 from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import make_bot
@@ -43,6 +48,7 @@ class Fault:
     status: int | None = None
     retry_after: str | None = None
     text: str | None = None
+    raw: tuple[str, bytes] | None = None  # (content type, body) answered with status 200
 
 
 @dataclass
@@ -93,6 +99,12 @@ class Faults:
                 return
             if fault.text is not None:
                 await _respond(send, 200, _completion(fault.text))
+                return
+            if fault.raw is not None:
+                content_type, data = fault.raw
+                headers = [(b"content-type", content_type.encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": data})
                 return
 
         async def replay() -> dict:
@@ -363,6 +375,7 @@ def test_spec_parsing_and_the_agent_kind():
         "K",
     )
     assert parse_api_spec("vertex@2024@https://x.example/v1").model == "vertex@2024"
+    assert parse_api_spec("m@HTTP://127.0.0.1:8000/v1").base_url == "http://127.0.0.1:8000/v1"
     assert parse_api_spec("gpt-4o").base_url == "https://api.openai.com/v1"
     with pytest.raises(ValueError, match="colour"):
         parse_api_spec("m@http://localhost/v1#colour=red")
@@ -404,3 +417,151 @@ def test_a_pickled_copy_works(serve_bot):
     copy = pickle.loads(pickle.dumps(policy))
     assert copy.config == policy.config and copy.name == policy.name
     assert copy.act([ipd_request()])[0].text == "<A>"
+
+
+# ---- hostile specs and a faulty world (issue 19) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "gpt-4o@localhost:8000/v1",  # no scheme: used to fall back to api.openai.com
+        "gpt-4o@127.0.0.1:8000/v1",
+        "gpt-4o@http//localhost:8000/v1",
+        "gpt-4o@ftp://localhost/v1",
+        "gpt-4o@https://",
+        "gpt-4o@http://localhost:99999/v1",
+        "vertex@2024",  # an '@' is always followed by a URL
+        "@http://127.0.0.1:8000/v1",  # no model
+    ],
+)
+def test_a_spec_with_an_at_is_that_url_or_an_error_never_the_default_endpoint(spec):
+    with pytest.raises(ValueError, match="bad api spec"):
+        parse_api_spec(spec)
+    with pytest.raises(ValueError, match="bad api spec"):
+        make_agent(f"api:{spec}", "ipd")
+
+
+def test_errors_never_echo_option_values():
+    for spec in ["m#timeout=s3cr3t", "m#colour=s3cr3t", "m@http://u:s3cr3t@h:x/v1"]:
+        with pytest.raises(ValueError, match="bad api spec") as caught:
+            parse_api_spec(spec)
+        assert "s3cr3t" not in str(caught.value)
+    with pytest.raises(ValueError, match="timeout"):
+        parse_api_spec("m#timeout=s3cr3t")  # the key is named
+
+
+def test_credentials_in_the_url_never_reach_names_tables_json_or_transcripts(serve_bot):
+    url, faults = serve_bot("ipd", "tit-for-tat")
+    secret_url = url.replace("http://", "http://alice:pw-s3cr3t@")
+    policy = ApiPolicy.from_spec(f"bot:tit-for-tat@{secret_url}#timeout=2")
+    assert policy.name == f"api:bot:tit-for-tat@{url.replace('http://', 'http://***@')}"
+    assert public_url("https://h/v1?key=q-s3cr3t") == "https://h/v1?***"
+    from detente.evaluate.faceoff import faceoff
+
+    result, records = faceoff(
+        "ipd", [policy, make_bot("ipd", "grim")], make_protocol("ipd"), 2
+    )
+    shown = (
+        json.dumps(result.to_json())
+        + result.table()
+        + json.dumps([r.to_json() for r in records])
+        + repr(policy)
+    )
+    assert "s3cr3t" not in shown and len(faults.seen) > 0
+    with pytest.raises(ApiError) as caught:  # an error names the policy: without its secrets
+        ApiPolicy.from_spec(f"nope@{secret_url}").act([ipd_request()])
+    assert "s3cr3t" not in str(caught.value)
+
+
+NOT_COMPLETIONS = [
+    Fault(raw=("text/html", b"<html><body>502 Bad Gateway</body></html>")),
+    Fault(raw=("application/json", b"{}")),
+    Fault(raw=("application/json", b'{"choices": []}')),
+    Fault(raw=("application/json", b'{"choices": [')),  # cut off
+    Fault(raw=("application/json", b"[1, 2]")),
+    Fault(raw=("application/json", b'{"choices": [{"index": 0, "message": {"content": 5}}]}')),
+]
+
+
+def test_a_reply_that_is_not_a_completion_is_a_transient_failure_of_that_call(serve_bot):
+    url, faults = serve_bot("ipd", "tit-for-tat")
+    faults.plan = list(NOT_COMPLETIONS)
+    policy = fast(url, max_tries=len(NOT_COMPLETIONS) + 1)
+    (reply,) = policy.act([ipd_request()])
+    assert reply.text == "<A>" and reply.usage["transport_retries"] == len(NOT_COMPLETIONS)
+    assert reply.usage["gave_up"] == 0 and policy.failures == 0  # the completion reset it
+
+
+@pytest.mark.parametrize("fault", NOT_COMPLETIONS[:3], ids=["html", "empty", "no-choices"])
+def test_a_faceoff_against_a_broken_api_goes_on_and_counts_per_agent(serve_bot, fault):
+    from detente.evaluate.faceoff import faceoff
+
+    url, faults = serve_bot("ipd", "tit-for-tat")
+    faults.always = fault
+    api = fast(url, max_failures=3, on_failure="continue")
+    bots = [make_bot("ipd", "grim"), make_bot("ipd", "always-cooperate")]
+    config = make_config("ipd", {"rounds": 10})
+    start = time.monotonic()
+    result, _ = faceoff("ipd", [api, *bots], make_protocol("ipd"), 2, config=config)
+    assert time.monotonic() - start < 20
+    # (two opponents x two seat orders + both seats of self-play) x two games x ten rounds
+    decisions = (2 * 2 + 2) * 2 * 10
+    assert result.decisions[api.name] == decisions and result.gave_up[api.name] == decisions
+    assert result.invalid_rates[api.name] == 1.0  # not diluted by the bots' turns
+    assert all(result.gave_up[b.name] == 0 and result.invalid_rates[b.name] == 0 for b in bots)
+    # Once open, one call per completion: the runner's 3 attempts per decision, no backoffs.
+    assert len(faults.seen) <= 3 * decisions + 3
+    (line,) = result.reply_problems()
+    assert f"{decisions} got no reply from the API" in line
+    assert result.to_json()["gave_up"][api.name] == decisions
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault(status=500), Fault(status=429, retry_after="0.01")], ids=["500", "429"]
+)
+def test_an_api_that_always_fails_stops_the_faceoff_in_seconds(serve_bot, fault):
+    from detente.evaluate.faceoff import faceoff
+
+    url, faults = serve_bot("ipd", "tit-for-tat")
+    faults.always = fault
+    api = fast(url, concurrency=4)  # default max_failures=20, on_failure=stop
+    config = make_config("ipd", {"rounds": 10})
+    start = time.monotonic()
+    with pytest.raises(ApiUnavailable, match=rf"20 calls in a row failed \(last: HTTP {fault.status}"):
+        faceoff("ipd", [api, make_bot("ipd", "grim")], make_protocol("ipd"), 4, config=config)
+    assert time.monotonic() - start < 10
+    assert 20 <= len(faults.seen) < 20 + 4  # calls already in flight may still fail
+
+
+def test_the_circuit_closes_again_when_a_call_succeeds(serve_bot):
+    url, faults = serve_bot("ipd", "tit-for-tat")
+    faults.plan = [Fault(status=503)] * 2
+    policy = fast(url, max_failures=2, on_failure="continue")
+    (first,) = policy.act([ipd_request()])
+    assert first.usage["gave_up"] == 1 and policy.failures == 2 and len(faults.seen) == 2
+    (second,) = policy.act([ipd_request()])  # one call while open: the server is back
+    assert second.text == "<A>" and policy.failures == 0 and len(faults.seen) == 3
+
+
+def _threads_and_files() -> tuple[int, int]:
+    return threading.active_count(), len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_close_releases_the_threads_and_descriptors_of_a_policy(serve_bot):
+    url, _ = serve_bot("ipd", "tit-for-tat")
+    fast(url).act([ipd_request()])  # warm up what is shared (imports, the server's side)
+    gc.collect()
+    before = _threads_and_files()
+    for _ in range(5):
+        policy = fast(url)
+        policy.act([ipd_request()])
+        policy.close()
+    for _ in range(3):
+        with fast(url) as policy:
+            policy.act([ipd_request()])
+    assert _threads_and_files() == before
+    policy.close()  # twice is harmless
+    assert policy.act([ipd_request()])[0].text == "<A>"  # and a closed policy starts again
+    policy.close()

@@ -3,6 +3,10 @@
 Cell (i, j) is the row agent i's mean reward per round against column agent j, averaged over
 the games where i sits as Alice and those where it sits as Bob, with a 95% confidence interval
 over games. Games of every pair use the same environment seeds (common random numbers).
+
+Per agent, over its own decisions only (a bot's turns never dilute an API agent's): the share
+that ended on the default move (``invalid_rates``), and how many of those got no reply at all
+from an API (``gave_up``, e.g. a server down, with ``on_failure=continue``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +36,22 @@ class FaceoffResult:
     games: int  # games per seat order of each pair
     invalid_rate: float
     measures: dict[str, list[list[float]]] = field(default_factory=dict)  # row agent's behaviour
+    decisions: dict[str, int] = field(default_factory=dict)  # per agent: decisions made
+    invalid_rates: dict[str, float] = field(default_factory=dict)  # per agent: default move used
+    gave_up: dict[str, int] = field(default_factory=dict)  # per agent: no reply from its API
+
+    def reply_problems(self) -> list[str]:
+        """One line per agent with invalid replies: its own rate, and the decisions its API
+        gave no reply for."""
+        lines = []
+        for agent in self.agents:
+            rate, lost = self.invalid_rates.get(agent, 0.0), self.gave_up.get(agent, 0)
+            if rate or lost:
+                line = f"{agent}: invalid-reply rate {rate:.3f} of {self.decisions[agent]} decisions"
+                if lost:
+                    line += f"; {lost} got no reply from the API (default move played)"
+                lines.append(line)
+        return lines
 
     def to_json(self) -> dict:
         """Plain JSON (an infinite half-width, from a single game, becomes null)."""
@@ -127,5 +148,29 @@ def faceoff(
         mean[row][column], ci[row][column] = mean_ci95(values)
         for key, value in game_measures(game_name, seats[(row, column)]).items():
             measures.setdefault(key, [[math.nan] * n for _ in range(n)])[row][column] = value
-    result = FaceoffResult(names, mean, ci, games, invalid_rate(records), measures)
+    decisions, invalid, gave_up = agent_reply_counts(records)
+    rates = {a: invalid[a] / decisions[a] if decisions[a] else 0.0 for a in names}
+    result = FaceoffResult(
+        names, mean, ci, games, invalid_rate(records), measures,
+        decisions={a: decisions[a] for a in names},
+        invalid_rates=rates,
+        gave_up={a: gave_up[a] for a in names},
+    )
     return result, records
+
+
+def agent_reply_counts(
+    records: Sequence[GameRecord],
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """Per agent name: decisions, those ending on the default move, and those of which the last
+    reply came with no completion from an API (``usage["gave_up"]``)."""
+    decisions: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    gave_up: Counter[str] = Counter()
+    for record in records:
+        for seat in record.seats:
+            for turn in seat.turns:
+                decisions[seat.agent] += 1
+                invalid[seat.agent] += turn.invalid
+                gave_up[seat.agent] += bool(turn.invalid and turn.usage.get("gave_up"))
+    return decisions, invalid, gave_up

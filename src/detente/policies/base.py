@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 from detente.games.base import Event, Kind
 from detente.protocol.base import Protocol
@@ -59,3 +60,12 @@ class Policy(ABC):
 
     def end_sessions(self, session_ids: Sequence[str]) -> None:  # noqa: B027 - optional hook
         """Games are over: drop per-session state (e.g. KV caches). Default: none kept."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the policy holds (threads, connections). Default: nothing."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
