@@ -199,3 +199,28 @@ def test_claimed_hand_reads_first_person_claims(hand: Hand) -> None:
 )
 def test_claimed_hand_none_or_ambiguous(text: str) -> None:
     assert claimed_hand(text) is None
+
+
+@pytest.mark.parametrize("opponent", ["honest", "liar"])
+def test_compact_prompts_restate_the_hand_and_the_others_claim_before_each_reply(opponent) -> None:
+    """Played through the runner: before a message the compact prompt says ``you HAND``; before
+    a claim ``you HAND, other says NAMED`` with the hand the other named this round (a liar's
+    named hand, not its true one). The full style restates nothing."""
+    from detente.policies.bots import make_bot
+    from detente.rollout.runner import Match, play
+
+    for protocol in (COMPACT, FULL):
+        game = TrustSplit(TrustSplitConfig(rounds=4), seed=3)
+        bots = (make_bot("trust-split", "honest"), make_bot("trust-split", opponent))
+        (record,) = play([Match(game, bots, "g")], protocol)
+        for turn in record.seats[0].turns:
+            hand = record.infos[turn.round]["hands"][0]
+            last_lines = turn.prompt.split("\n")[-2:]
+            if protocol is FULL:
+                assert not any(line.startswith("you ") for line in last_lines)
+            elif turn.kind == "message":
+                assert last_lines == [f"you {hand}", "msg?"]
+            else:
+                other_turns = [t for t in record.seats[1].turns if t.round == turn.round]
+                named = claimed_hand(str(other_turns[0].action)).value
+                assert last_lines == [f"you {hand}, other says {named}", "keep?"]

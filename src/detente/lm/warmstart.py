@@ -287,7 +287,7 @@ def supervised_warm_start(
 
 # Bump when the persona games, the compact protocol or the recipe's code change (the constants
 # above are part of the cache key by themselves): cached models rebuild.
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 
 
 def recipe_key() -> str:

@@ -81,14 +81,29 @@ class Protocol(ABC):
             return f"other says: {event.text}"
         return f"{PLAYER_NAMES[event.sender]} says: {event.text}"
 
-    def observation(self, events: Sequence[Event], kind: Kind, player: int) -> str:
-        """The user message for a decision: the events since the last one, then the instruction."""
+    def observation(
+        self,
+        events: Sequence[Event],
+        kind: Kind,
+        player: int,
+        history: Sequence[Event] | None = None,
+    ) -> str:
+        """The user message for a decision: the events since the last one, the ``reminder`` of
+        what the whole ``history`` (every event the seat observed, if given) holds for this
+        decision, then the instruction."""
         lines = [
             self.render_message(e) if isinstance(e, MessageEvent) else self.render_event(e, player)
             for e in events
         ]
+        if history is not None:
+            lines.append(self.reminder(history, kind, player))
         lines.append(self.instruction(kind))
         return "\n".join(line for line in lines if line)
+
+    def reminder(self, history: Sequence[Event], kind: Kind, player: int) -> str:
+        """A line restating, right before the instruction, what the decision depends on (e.g. a
+        compact style for small models); empty by default."""
+        return ""
 
     # ---- replies ---------------------------------------------------------------------------------
     @abstractmethod

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from detente.games.base import PLAYER_NAMES, Event, Game, GameConfig, Kind
+from detente.games.base import PLAYER_NAMES, Event, Game, GameConfig, Kind, MessageEvent
 from detente.games.trust_split import Hand, RoundEnd, RoundStart, TrustSplit, TrustSplitConfig
 from detente.protocol.base import (
     MAX_MESSAGE_CHARS,
@@ -182,6 +182,25 @@ class TrustSplitProtocol(Protocol):
                 f"{_plural(event.own_reward, 'point')}."
             )
         raise TypeError(f"not a Trust-and-Split event: {event!r}")
+
+    def reminder(self, history: Sequence[Event], kind: Kind, player: int) -> str:
+        """Compact style: the seat's hand before a message (``you rock``), and before a claim
+        also the hand the other named this round (``you rock, other says paper``; ``?`` when
+        its messages name none or several, read by ``claimed_hand``). A small model then finds
+        what its reply depends on right before it."""
+        starts = [e for e in history if isinstance(e, RoundStart)]
+        if self.style is not Style.COMPACT or not starts:
+            return ""
+        start = starts[-1]
+        if kind is Kind.MESSAGE:
+            return f"you {start.hand}"
+        named = {
+            claimed_hand(e.text)
+            for e in history
+            if isinstance(e, MessageEvent) and e.round == start.round and e.sender != player
+        } - {None}
+        stated = named.pop().value if len(named) == 1 else "?"
+        return f"you {start.hand}, other says {stated}"
 
     def instruction(self, kind: Kind) -> str:
         if self.style is Style.COMPACT:

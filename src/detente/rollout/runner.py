@@ -172,7 +172,7 @@ def _decide(
         item, seat = live[g], live[g].seats[p]
         game = item.match.game
         events = game.events(p)
-        prompt = protocol.observation(events[seat.cursor :], game.phase.kind, p)
+        prompt = protocol.observation(events[seat.cursor :], game.phase.kind, p, history=events)
         seat.cursor = len(events)
         seat.messages.append({"role": "user", "content": prompt})
         requests.append(
