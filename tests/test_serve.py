@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -10,6 +13,8 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 import pytest
@@ -20,7 +25,7 @@ from detente.games.ipd import Move
 from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import make_bot
 from detente.protocol import make_protocol
-from detente.serve import create_app, serve_in_thread
+from detente.serve import ServeLimits, create_app, serve_in_thread
 
 
 def client(url: str, key: str = "none") -> openai.OpenAI:
@@ -196,3 +201,210 @@ def test_the_serve_command_binds_loopback_by_default():
         process.terminate()
         output, _ = process.communicate(timeout=10)
     assert f"at http://127.0.0.1:{port}/v1" in output
+
+
+# ---- hostile requests (issue 19): limits, 4xx in the OpenAI format, a mixed load ---------------
+
+
+class Counting(Policy):
+    """Echoes the last message after ``delay`` seconds; counts the requests that reached it."""
+
+    name = "lm:counting"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay, self.calls = delay, 0
+
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        self.calls += len(requests)
+        time.sleep(self.delay)
+        return [Reply(r.messages[-1]["content"][:20]) for r in requests]
+
+
+def raw_post(url: str, body: bytes | Iterator[bytes], timeout: float = 10) -> tuple[int, dict]:
+    """POST ``body`` to the chat endpoint with the standard library (no client-side checks);
+    returns (status, JSON body)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request(
+            "POST",
+            f"{parts.path}/chat/completions",
+            body=body,
+            headers={"content-type": "application/json"},
+            encode_chunked=not isinstance(body, bytes),
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def chat_body(messages: list[dict], model: str = "lm:counting", **extra: Any) -> bytes:
+    return json.dumps({"model": model, "messages": messages, **extra}).encode()
+
+
+def assert_openai_error(payload: dict) -> str:
+    error = payload["error"]
+    assert set(error) == {"message", "type", "param", "code"} and isinstance(error["message"], str)
+    return error["message"]
+
+
+@pytest.fixture
+def counting() -> Iterator[tuple[str, Counting]]:
+    policy = Counting()
+    limits = ServeLimits(max_prompt_chars=10_000)
+    with serve_in_thread(create_app(policy, "ipd", make_protocol("ipd"), limits=limits)) as url:
+        yield url, policy
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_read(counting):
+    url, policy = counting
+    huge = chat_body([{"role": "user", "content": "a" * (50 << 20)}])  # 50 MB, declared
+    start = time.monotonic()
+    status, payload = raw_post(url, huge)
+    assert status == 413 and "at most 1048576 bytes" in assert_openai_error(payload)
+    streamed = (b"a" * (1 << 20) for _ in range(50))  # 50 MB, chunked: no length declared
+    status, payload = raw_post(url, streamed)
+    assert status == 413 and payload["error"]["code"] == "request_too_large"
+    assert time.monotonic() - start < 10 and policy.calls == 0
+
+
+def test_too_many_messages_or_too_long_a_prompt_get_400(counting):
+    url, policy = counting
+    many = [{"role": "user", "content": "x"}] * 20_001  # within the body limit
+    status, payload = raw_post(url, chat_body(many))
+    assert status == 400 and payload["error"]["code"] == "too_many_messages"
+    assert "at most 512" in payload["error"]["message"]
+    long = [{"role": "user", "content": "y" * 10_001}]
+    status, payload = raw_post(url, chat_body(long))
+    assert status == 400 and payload["error"]["code"] == "context_length_exceeded"
+    assert policy.calls == 0
+    status, _ = raw_post(url, chat_body([{"role": "user", "content": "y" * 10_000}]))
+    assert status == 200 and policy.calls == 1  # at the limit is fine
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (chat_body([*USER, {"role": "assistant", "content": "<A>"}]), "last message must be"),
+        (chat_body([{"role": "system", "content": "rules"}]), "last message must be"),
+        (b'{"model": "lm:counting", "messages": [{"role": "user", "content": "\\ud800"}]}',
+         "messages.0.content: not valid Unicode"),
+        (b'{"model": "\\udfff", "messages": []}', "model: not valid Unicode"),
+        (chat_body([{"role": "tool", "content": "x"}]), "role"),
+        (chat_body([{"role": "user", "content": ["part"]}]), "content"),
+        (b"<html>not json</html>", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),  # nested past the parser's depth
+        (chat_body(USER, model="gpt-4o"), "not served here"),
+        (chat_body(USER, n=2), "only n=1"),
+    ],
+)
+def test_every_bad_request_gets_a_4xx_in_the_openai_format(counting, body, message):
+    url, policy = counting
+    status, payload = raw_post(url, body)
+    assert 400 <= status < 500 and message in assert_openai_error(payload)
+    assert policy.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("game", "bot", "extension", "message"),
+    [
+        ("ipd", "tit-for-tat", {"events": []}, "at least the start of the game"),
+        ("trust-split", "honest", {"events": []}, "at least the start of the game"),
+        ("ipd", "tit-for-tat", {"kind": "message"}, "ipd has no messages"),
+        ("trust-split", "honest", {"events": [{"type": "round_end", "round": 0}]}, "events"),
+    ],
+)
+def test_a_bot_request_it_cannot_decide_from_gets_400(game, bot, extension, message):
+    app = create_app(make_bot(game, bot), game, make_protocol(game))
+    base = {"game": game, "player": 0, "kind": "move", "events": []}
+    with serve_in_thread(app) as url:
+        body = chat_body(USER, f"bot:{bot}", detente={**base, **extension})
+        status, payload = raw_post(url, body)
+    assert status == 400 and message in assert_openai_error(payload)
+
+
+def test_unknown_routes_and_methods_answer_in_the_openai_format(tit_for_tat):
+    parts = urlsplit(tit_for_tat)
+    for method, path, status in [("GET", "/nowhere", 404), ("GET", "/v1/chat/completions", 405)]:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        connection.request(method, path)
+        response = connection.getresponse()
+        assert response.status == status
+        assert_openai_error(json.loads(response.read()))
+        connection.close()
+
+
+def test_a_request_waits_and_runs_for_a_bounded_time():
+    policy = Counting(delay=1.0)
+    limits = ServeLimits(request_timeout=0.3, max_pending=3)
+    with serve_in_thread(create_app(policy, "ipd", make_protocol("ipd"), limits=limits)) as url:
+        body = chat_body(USER)
+        start = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: raw_post(url, body), range(4)))
+        elapsed = time.monotonic() - start
+        statuses = sorted(status for status, _ in results)
+        # one reached the agent (504: still running at 0.3 s), two waited behind it (503), one
+        # found the queue full (503 at once); all answered long before the agent finished
+        assert statuses == [503, 503, 503, 504] and elapsed < 0.9
+        assert all(assert_openai_error(payload) for _, payload in results)
+        assert policy.calls == 1
+        time.sleep(1.0)  # the agent finishes its call
+        policy.delay = 0.0
+        assert raw_post(url, body)[0] == 200
+
+
+def test_a_mixed_load_of_good_and_bad_requests_fails_no_good_one():
+    """180 good requests and 90 bad ones, 24 at a time over shared keep-alive connections."""
+    app = create_app(Echo(), "trust-split", make_protocol("trust-split"))
+    bad_bodies = [
+        chat_body([*USER, {"role": "assistant", "content": "x"}], "lm:echo"),
+        b'{"model": "lm:echo", "messages": [{"role": "user", "content": "\\udc00"}]}',
+        chat_body([{"role": "user", "content": "z" * 70_000}], "lm:echo"),
+    ]
+    with serve_in_thread(app) as url:
+        api = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=30)
+
+        def good(i: int) -> str:
+            messages = [{"role": "user", "content": f"q{i}"}]
+            reply = api.chat.completions.create(model="lm:echo", messages=messages)
+            return reply.choices[0].message.content or ""
+
+        def bad(i: int) -> int:
+            if i % 2:  # through the same client (and its connections) as the good ones
+                try:
+                    api.chat.completions.create(
+                        model="lm:echo", messages=[*USER, {"role": "assistant", "content": "x"}]
+                    )
+                except openai.BadRequestError as error:
+                    return error.status_code
+                return 200
+            return raw_post(url, bad_bodies[i % 3])[0]
+
+        jobs = [("good", i) for i in range(180)] + [("bad", i) for i in range(90)]
+        random.Random(0).shuffle(jobs)
+        with ThreadPoolExecutor(24) as pool:
+            futures = [pool.submit(good if kind == "good" else bad, i) for kind, i in jobs]
+            results = [(job, f.result(timeout=60)) for job, f in zip(jobs, futures, strict=True)]
+    for (kind, i), result in results:
+        if kind == "good":
+            assert result == f"{Kind.MESSAGE.value}:{f'q{i}'[::-1]}"
+        else:
+            assert result == 400
+
+
+def test_serve_binds_before_it_says_serving_and_bad_ports_are_one_line_errors():
+    command = [sys.executable, "-m", "detente.cli", "serve", "bot:grim", "--game", "ipd"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for ports in (["--port", str(port)], ["--port", "99999"]):
+            done = subprocess.run(
+                [*command, *ports], capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 1 and "serving" not in done.stdout
+            (line,) = done.stderr.strip().splitlines()
+            assert line.startswith("detente: error:") and ports[1] in line

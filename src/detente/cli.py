@@ -1,10 +1,17 @@
-"""The ``detente`` command line: thin over the library."""
+"""The ``detente`` command line: thin over the library.
+
+A command that cannot do what was asked (a bad spec or config, a damaged file, an output path
+that cannot be written, a port in use) prints one line, ``detente: error: ...``, naming the
+value or file, and exits with status 1; output paths are checked before any game is played.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from detente.games import GAMES, PLAYER_NAMES, make_game
@@ -14,48 +21,76 @@ from detente.rollout.records import write_records
 from detente.rollout.runner import InvalidReplyConfig, games_progress
 
 
+def output_path(value: str | None, flag: str) -> Path | None:
+    """``value`` as a file this command can write (its missing folders are created when it is
+    written), checked before any work; a one-line error naming ``flag`` otherwise."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder, not a file")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: cannot write in {folder}")
+    return path
+
+
+def _writing(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def cmd_faceoff(args: argparse.Namespace) -> int:
     from detente.evaluate.faceoff import faceoff
 
+    outputs = {
+        flag: output_path(getattr(args, flag), f"--{flag}")
+        for flag in ("json", "csv", "heatmap", "transcripts")
+    }
     specs = [s.strip() for s in args.agents.split(",") if s.strip()]
-    agents = [make_agent(spec, args.game) for spec in specs]
     protocol = make_protocol(args.game, args.style)
-    bar, update = games_progress("face-off")
-    with bar:
-        result, records = faceoff(
-            args.game,
-            agents,
-            protocol,
-            args.games,
-            args.seed,
-            invalid=InvalidReplyConfig(constrain_moves=args.constrain_moves),
-            on_step=update,
-        )
+    with ExitStack() as stack:
+        agents = [stack.enter_context(make_agent(spec, args.game)) for spec in specs]
+        bar, update = games_progress("face-off")
+        with bar:
+            result, records = faceoff(
+                args.game,
+                agents,
+                protocol,
+                args.games,
+                args.seed,
+                invalid=InvalidReplyConfig(constrain_moves=args.constrain_moves),
+                on_step=update,
+            )
     print(
         f"{args.game}: mean reward per round of the row agent (± 95% CI), {args.games} games "
         "per seat order"
     )
     print(result.table())
-    if result.invalid_rate:
-        print(f"invalid-reply rate: {result.invalid_rate:.3f}")
-    if args.json:
-        result.write_json(Path(args.json))
+    for line in result.reply_problems():  # each agent's own rate (bots do not dilute it)
+        print(line)
+    if outputs["json"]:
+        result.write_json(_writing(outputs["json"]))
         print(f"wrote {args.json}")
-    if args.csv:
-        result.write_csv(Path(args.csv))
+    if outputs["csv"]:
+        result.write_csv(_writing(outputs["csv"]))
         print(f"wrote {args.csv}")
-    if args.heatmap:
+    if outputs["heatmap"]:
         from detente.evaluate.plots import plot_heatmap
 
         plot_heatmap(
             result.agents,
             result.mean_reward,
-            Path(args.heatmap),
+            _writing(outputs["heatmap"]),
             f"{args.game}: mean reward per round of the row agent",
         )
         print(f"wrote {args.heatmap}")
-    if args.transcripts:
-        write_records(Path(args.transcripts), records)
+    if outputs["transcripts"]:
+        write_records(outputs["transcripts"], records)
     return 0
 
 
@@ -63,6 +98,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from detente.policies.human import HumanPolicy, HumanQuit
     from detente.rollout.runner import Match, play
 
+    transcript = output_path(args.transcript, "--transcript")
     human = HumanPolicy()
     opponent = make_agent(args.opponent, args.game)
     seat = 0 if args.seat == "alice" else 1
@@ -83,8 +119,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
         f"{opponent.name} {totals[1 - seat]:g}"
     )
-    if args.transcript:
-        write_records(Path(args.transcript), [record])
+    if transcript:
+        write_records(transcript, [record])
         print(f"wrote {args.transcript}")
     return 0
 
@@ -116,10 +152,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from detente.rollout.records import read_records
 
     target = Path(args.target)
+    out = output_path(args.out, "--out")
+    if not target.exists():
+        raise ValueError(f"{target}: no such run directory or transcript")
     if target.is_dir():
-        path = write_report(target, Path(args.out) if args.out else None)
+        path = write_report(target, out)
     else:  # a transcript file (e.g. from `detente play --transcript`)
-        out = Path(args.out) if args.out else target.with_suffix("").with_suffix(".html")
+        out = out or target.with_suffix("").with_suffix(".html")
         path = write_report(
             target.parent,
             out,
@@ -132,9 +171,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from detente.serve import serve
+    from detente.serve import ServeLimits, serve
 
-    serve(args.agent, args.game, args.host, args.port, args.style, args.api_key_env, args.seed)
+    names = ("max_body_bytes", "max_messages", "max_prompt_chars", "request_timeout", "max_pending")
+    limits = ServeLimits(**{n: getattr(args, n) for n in names if getattr(args, n) is not None})
+    serve(
+        args.agent, args.game, args.host, args.port, args.style, args.api_key_env, args.seed,
+        limits,
+    )  # fmt: skip
     return 0
 
 
@@ -199,6 +243,7 @@ def cmd_prior(args: argparse.Namespace) -> int:
 
     from detente.evaluate.prior import format_prior, prior_with_model, stored_prior_path
 
+    json_out = output_path(args.json, "--json")
     path = stored_prior_path(args.model, args.game)
     if args.remeasure and path is not None and path.is_file():
         path.unlink()
@@ -209,8 +254,8 @@ def cmd_prior(args: argparse.Namespace) -> int:
         print("persona target: " + ", ".join(f"{k} {v:.2f}" for k, v in prior["target"].items()))
     if path is not None:
         print(f"stored with the model: {path}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(prior, indent=2))
+    if json_out:
+        _writing(json_out).write_text(json.dumps(prior, indent=2))
         print(f"wrote {args.json}")
     return 0
 
@@ -276,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
     p.add_argument("--api-key-env", help="require the key held in this environment variable")
     p.add_argument("--seed", type=int, default=0, help="seeds requests that send none")
+    for flag, kind, meaning in [
+        ("--max-body-bytes", int, "a larger request body gets 413 (default 1 MiB)"),
+        ("--max-messages", int, "more messages get 400 (default 512)"),
+        ("--max-prompt-chars", int, "a longer prompt, all contents, gets 400 (default 64000)"),
+        ("--request-timeout", float, "seconds to wait for and run at the agent (default 120)"),
+        ("--max-pending", int, "requests queued at once; the next gets 503 (default 64)"),
+    ]:
+        p.add_argument(flag, type=kind, help=meaning)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="train naive, sum and adalign, face them off, report")
@@ -320,9 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as error:
-        print(f"detente: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, RuntimeError, OSError) as error:  # one line, never a traceback
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"detente: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

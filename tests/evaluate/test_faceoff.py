@@ -78,7 +78,8 @@ def test_cli_bad_agent_is_a_clear_error():
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 2 and "no bot 'nope'" in proc.stderr
+    assert proc.returncode == 1 and "no bot 'nope'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1  # one line, no traceback
 
 
 BOTS = ("bot:tit-for-tat", "bot:always-defect")
@@ -140,5 +141,5 @@ def test_cli_faceoff_of_a_trained_run(trained_ipd_run, tmp_path, capsys):
     # against always-defect every round pays S = 0 or P = 1; always-defect earns P = 1 or T = 5
     assert 0.0 <= data["mean_reward"][0][2] <= 1.0 <= data["mean_reward"][2][0] <= 5.0
 
-    assert main(["faceoff", "--game", "ipd", "--agents", f"run:{trained_ipd_run}@9,bot:grim"]) == 2
+    assert main(["faceoff", "--game", "ipd", "--agents", f"run:{trained_ipd_run}@9,bot:grim"]) == 1
     assert "no adapter of iteration 9; available: 1, 2" in capsys.readouterr().err
