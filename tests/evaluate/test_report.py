@@ -8,9 +8,12 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
+import pytest
+
 from detente.cli import main
 from detente.evaluate.faceoff import faceoff
-from detente.evaluate.report import write_report
+from detente.evaluate.plots import plot_heatmap
+from detente.evaluate.report import read_metrics, transcript_html, write_report
 from detente.games import make_config, make_game
 from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
@@ -18,7 +21,7 @@ from detente.games.trust_split import Hand, beater
 from detente.policies.base import Policy, Reply
 from detente.policies.bots import make_bot
 from detente.protocol import make_protocol
-from detente.rollout.records import GameRecord, read_records, write_records
+from detente.rollout.records import GameRecord, RecordError, read_records, write_records
 from detente.rollout.runner import InvalidReplyConfig, Match, play
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
@@ -226,3 +229,88 @@ def test_report_of_a_trained_run(trained_ipd_run, tmp_path):
     game = list(read_records(trained_ipd_run / "transcripts" / "iter-000001.jsonl.gz"))[0]
     moves = [[row["move"] for row in table] for table in rounds(page)[: game.num_rounds]]
     assert moves == [[Move(m).name.lower() for m in info["moves"]] for info in game.infos]
+
+
+# ---- hostile files (issue 19) ----------------------------------------------------------------
+
+
+def _ipd_record_json() -> dict:
+    return json.loads(json.dumps(play_bots("ipd", ("tit-for-tat", "grim"), 0).to_json()))
+
+
+def _write_lines(path, lines: list[dict]) -> None:
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+
+
+def test_a_transcript_with_markup_in_a_typed_field_is_refused_on_load(tmp_path, capsys):
+    data = _ipd_record_json()
+    path = tmp_path / "t.jsonl.gz"
+    _write_lines(path, [data, {**data, "seed": SCRIPT}])
+    with pytest.raises(RecordError, match=r"t\.jsonl\.gz, line 2: seed: Input should be"):
+        list(read_records(path))
+    assert main(["report", str(path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "t.jsonl.gz, line 2: seed" in line and "<script" not in line
+    assert not (tmp_path / "t.html").exists()
+    for change in [
+        {"num_rounds": 11},  # one reward and one info per round
+        {"seats": [data["seats"][1], data["seats"][0]]},  # seats in player order
+        {"rewards": [["x", 1]] * 10},
+    ]:
+        _write_lines(path, [{**data, **change}])
+        with pytest.raises(RecordError, match="line 1"):
+            list(read_records(path))
+
+
+def test_every_field_of_a_record_is_escaped_not_only_the_text(tmp_path):
+    data = _ipd_record_json()
+    data["game"] = SCRIPT
+    data["game_id"] = SCRIPT
+    data["seats"][0]["agent"] = SCRIPT
+    for info in data["infos"]:  # infos are free-form: every value is shown escaped
+        info["moves"] = [SCRIPT, 0]
+        info["opener"] = SCRIPT
+        info["agreed"] = SCRIPT
+    data["seats"][0]["turns"][0]["action"] = SCRIPT
+    record = GameRecord.from_json(data)
+    text = transcript_html(record)
+    check_safe(Page(text))
+    assert "&lt;script&gt;" in text
+
+
+def test_a_faceoff_json_is_checked_and_escaped(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    agents = [SCRIPT, "api:m$x$@http://h/v1", r"bot:$\frac$"]
+    cells = [[1.0, None, 2.0], [0.5, 1.5, None], [0.0, 3.0, 1.0]]
+    (run / "faceoff.json").write_text(
+        json.dumps({"agents": agents, "mean_reward": cells, "ci95": cells})
+    )
+    check_safe(Page(write_report(run).read_text()))  # the heatmap renders the '$' names
+    (run / "faceoff.json").write_text(
+        json.dumps({"agents": agents, "mean_reward": [[SCRIPT] * 3] * 3, "ci95": cells})
+    )
+    with pytest.raises(ValueError, match=r"faceoff\.json: mean_reward\.0\.0"):
+        write_report(run)
+
+
+def test_a_truncated_transcript_or_metrics_line_is_handled(tmp_path, capsys):
+    path = tmp_path / "cut.jsonl.gz"
+    write_records(path, [play_bots("ipd", ("grim", "grim"), 0)] * 3)
+    path.write_bytes(path.read_bytes()[:-20])
+    assert main(["report", str(path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(path) in line and "cannot read the transcript" in line
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"iteration": 0, "reward": 1.0}\n{"iteration": 1, "rew')
+    assert [m["iteration"] for m in read_metrics(run)] == [0]  # a torn last line is left out
+
+
+def test_a_heatmap_of_agent_names_with_dollars_renders(tmp_path):
+    names = ["api:m$x$@http://h/v1", r"bot:$\frac{$", "run:a$b"]
+    path = plot_heatmap(names, [[1.0] * 3] * 3, tmp_path / "h.png", "cost in $ and $$")
+    assert path.stat().st_size > 1000

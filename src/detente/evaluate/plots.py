@@ -20,6 +20,12 @@ CURVE_KEYS = (
 )
 
 
+def literal(text: str) -> str:
+    """``text`` as matplotlib shows it verbatim: ``$`` would start math mode (and an agent name
+    such as ``api:m$x$`` would fail to render)."""
+    return str(text).replace("$", r"\$")
+
+
 def curve_keys(lines: Sequence[dict[str, Any]]) -> list[str]:
     present = {k for line in lines for k, v in line.items() if isinstance(v, int | float)}
     return [k for k in CURVE_KEYS if k in present]
@@ -35,10 +41,10 @@ def plot_curves(
                   if isinstance(line.get(key), int | float) and math.isfinite(line[key])]
         if points:
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, label=label, linewidth=1.6)
+            ax.plot(xs, ys, label=literal(label), linewidth=1.6)
     ax.set_xlabel("iteration")
-    ax.set_ylabel(key)
-    ax.set_title(title or key)
+    ax.set_ylabel(literal(key))
+    ax.set_title(literal(title or key))
     ax.grid(alpha=0.3)
     if len(runs) > 1:
         ax.legend(fontsize=8)
@@ -56,8 +62,9 @@ def plot_heatmap(
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8))
     image = ax.imshow([[v if v is not None else math.nan for v in row] for row in values],
                       cmap="viridis")
-    ax.set_xticks(range(n), labels=list(agents), rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(n), labels=list(agents), fontsize=8)
+    labels = [literal(a) for a in agents]
+    ax.set_xticks(range(n), labels=labels, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels=labels, fontsize=8)
     for i in range(n):
         for j in range(n):
             v = values[i][j]
@@ -65,7 +72,7 @@ def plot_heatmap(
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white", fontsize=8)
     ax.set_xlabel("column agent (opponent)")
     ax.set_ylabel("row agent")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(literal(title), fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

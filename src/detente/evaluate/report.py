@@ -1,15 +1,15 @@
 """Self-contained HTML reports: training curves, face-off heatmap, sample transcripts (per round:
 both players' hidden and public state, moves and rewards, then the replies in order).
 
-Images are embedded as base64 PNGs (also written as files beside the report); every piece of
-model or person text goes through ``html.escape``, so a reply holding ``<script>`` is shown,
-never run.
+Images are embedded as base64 PNGs (also written as files beside the report). Every value that
+comes from a file (replies, agent names, seeds, infos, face-off cells, config) goes through
+``html.escape`` — not only the text fields — and transcripts are validated on load (types and
+shape), so a record holding ``<script>`` anywhere is shown or refused, never run.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import html
 import json
 import math
@@ -17,12 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError, model_validator
+
 from detente.evaluate.metrics import hand_report
 from detente.evaluate.plots import curve_keys, plot_curves, plot_heatmap
 from detente.games import ALICE, BOB, PLAYER_NAMES, Kind
 from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
-from detente.rollout.records import GameRecord, Turn, read_records
+from detente.rollout.records import GameRecord, RecordError, Turn, read_records
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -43,10 +45,24 @@ SAMPLE_NOTE = (
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The metrics lines of a run: JSON objects with an integer ``iteration``. A last line cut
+    off by a crash mid-append is left out; a damaged line elsewhere is an error naming it."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):  # torn by a crash (e.g. a full disk) mid-append
+                break
+            raise ValueError(f"{path}, line {number}: not JSON") from None
+        if not isinstance(data, dict) or type(data.get("iteration")) is not int:
+            raise ValueError(f"{path}, line {number}: not a metrics line (no integer iteration)")
+        out.append(data)
+    return out
 
 
 def img_tag(path: Path) -> str:
@@ -96,12 +112,20 @@ def _text(value: Any) -> str:
 
 
 def _per_player(info: dict[str, Any], key: str) -> list[Any]:
-    """Both players' entries of ``info[key]``, in words where the info holds codes."""
+    """Both players' entries of ``info[key]``, in words where the info holds codes (as stored
+    where it does not)."""
+    value = info[key]
     if key == "upper":
-        return ["upper" if info["upper"] == p else "lower" for p in (ALICE, BOB)]
+        return ["upper" if value == p else "lower" for p in (ALICE, BOB)]
+    entries = list(value) if isinstance(value, list) else [value]
+    entries += [""] * (2 - len(entries))
     if key == "moves":
-        return [Move(m).name.lower() for m in info["moves"]]
-    return info[key]
+        return [Move(m).name.lower() if m in Move._value2member_map_ else m for m in entries]
+    return entries
+
+
+def _player_name(value: Any) -> str:
+    return PLAYER_NAMES[value] if type(value) is int and value in (ALICE, BOB) else str(value)
 
 
 def round_table(record: GameRecord, r: int) -> str:
@@ -114,7 +138,7 @@ def round_table(record: GameRecord, r: int) -> str:
         [PLAYER_NAMES[p], *(_text(values[p]) for values in columns.values())] for p in (ALICE, BOB)
     ]
     facts = [
-        f"{label}: {PLAYER_NAMES[info[key]] if key == 'opener' else _text(info[key])}"
+        f"{label}: {_player_name(info[key]) if key == 'opener' else _text(info[key])}"
         for key, label in ROUND_INFO.items()
         if key in info
     ]
@@ -153,26 +177,31 @@ def _round_turns(record: GameRecord, r: int) -> list[tuple[Turn, int]]:
 def _mark(record: GameRecord, turn: Turn, player: int) -> str:
     """The flag of an invalid reply, or the game's note on a message (e.g. a hand report)."""
     if turn.invalid:
-        return f' <span class="invalid">[invalid: default {turn.kind} used]</span>'
+        kind = html.escape(str(turn.kind))
+        return f' <span class="invalid">[invalid: default {kind} used]</span>'
     notes = TURN_NOTES.get(record.game)
-    note = notes(record, turn, player) if notes is not None else ""
+    try:
+        note = notes(record, turn, player) if notes is not None else ""
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        note = ""  # infos of another shape than the game's: no note
     return f' <span class="note">[{html.escape(note)}]</span>' if note else ""
 
 
 def transcript_html(record: GameRecord) -> str:
     """One game: per round, the state table (hidden hands or values, moves, rewards), then each
     seat's replies in order (flagged when invalid, with hand reports checked against the truth)."""
-    seats = " vs ".join(f"{PLAYER_NAMES[s.player]} = {html.escape(s.agent)}" for s in record.seats)
+    esc = html.escape
+    seats = " vs ".join(f"{esc(PLAYER_NAMES[s.player])} = {esc(s.agent)}" for s in record.seats)
     totals = " / ".join(_text(math.fsum(record.seat_rewards(p))) for p in (ALICE, BOB))
     parts = [
-        f'<div class="game"><b>{html.escape(record.game)}</b> · seed {record.seed} · {seats} · '
-        f"total rewards {totals}"
+        f'<div class="game"><b>{esc(record.game)}</b> · seed {esc(str(record.seed))} · {seats} · '
+        f"total rewards {esc(totals)}"
     ]
     for r in range(record.num_rounds):
         parts.append(f"<h4>Round {r + 1}</h4>{round_table(record, r)}")
         parts.extend(
-            f'<div class="turn"><span class="who">{PLAYER_NAMES[player]}</span> '
-            f"({html.escape(str(turn.kind))}): {html.escape(turn.reply)}"
+            f'<div class="turn"><span class="who">{esc(PLAYER_NAMES[player])}</span> '
+            f"({esc(str(turn.kind))}): {esc(turn.reply)}"
             f"{_mark(record, turn, player)}</div>"
             for turn, player in _round_turns(record, r)
         )
@@ -190,7 +219,7 @@ def _sample_transcripts(run_dir: Path, count: int) -> list[GameRecord]:
     for path in files[-1:]:
         try:
             records.extend(read_records(path))
-        except (OSError, gzip.BadGzipFile, json.JSONDecodeError):
+        except RecordError:  # e.g. cut off by a crash: the report goes on without samples
             continue
     return records[:count]
 
@@ -221,7 +250,7 @@ def write_report(
             body.append(img_tag(plot_curves({run_dir.name: metrics}, key, plots / f"{key}.png")))
         body.append("</div>")
     if faceoff is None and (run_dir / "faceoff.json").is_file():
-        faceoff = json.loads((run_dir / "faceoff.json").read_text())
+        faceoff = read_faceoff(run_dir / "faceoff.json")
     if faceoff:
         body.append(faceoff_html(faceoff, plots))
     sample = list(records) if records is not None else _sample_transcripts(run_dir, transcripts)
@@ -240,7 +269,38 @@ def html_page(title: str, body: Sequence[str]) -> str:
     )
 
 
+class FaceoffCells(BaseModel):
+    """What a report shows of a face-off JSON: a square matrix of numbers per agent."""
+
+    agents: list[str]
+    mean_reward: list[list[float | None]]
+    ci95: list[list[float | None]]
+
+    @model_validator(mode="after")
+    def _square(self) -> FaceoffCells:
+        n = len(self.agents)
+        for name, matrix in (("mean_reward", self.mean_reward), ("ci95", self.ci95)):
+            if len(matrix) != n or any(len(row) != n for row in matrix):
+                raise ValueError(f"{name} is not {n} x {n}")
+        return self
+
+
+def read_faceoff(path: Path) -> dict[str, Any]:
+    """A face-off JSON (``FaceoffResult.write_json``), checked; errors name the file."""
+    try:
+        data = json.loads(path.read_text())
+        cells = FaceoffCells.model_validate(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "face-off"
+        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+    return {**data, **cells.model_dump()}
+
+
 def faceoff_html(faceoff: dict[str, Any], plots: Path) -> str:
+    faceoff = FaceoffCells.model_validate(faceoff).model_dump()
     agents = faceoff["agents"]
     heat = plot_heatmap(
         agents,
@@ -252,7 +312,7 @@ def faceoff_html(faceoff: dict[str, Any], plots: Path) -> str:
         [
             a,
             *(
-                f"{m:.2f} ± {c:.2f}" if c is not None else f"{m:.2f}"
+                "–" if m is None else f"{m:.2f} ± {c:.2f}" if c is not None else f"{m:.2f}"
                 for m, c in zip(faceoff["mean_reward"][i], faceoff["ci95"][i], strict=True)
             ),
         ]

@@ -3,19 +3,32 @@
 One ``GameRecord`` per game with one ``SeatRecord`` per player; each decision is a ``Turn``.
 The learner reads token ids, log-probs and round indices from turns; metrics read the game's
 per-round ``infos``; reports read the text.
+
+Records read back from a file are validated (:meth:`GameRecord.from_json`): every field has its
+declared type (a ``seed`` holding markup is an error, not a string shown in a report) and the
+shape is consistent (one reward and one info per round, turns within the rounds, seats in player
+order); a damaged file is an error naming the file and the line.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from detente.games.base import Kind
+
+
+class RecordError(ValueError):
+    """A game record that does not have the declared types or shape."""
 
 
 @dataclass
@@ -70,16 +83,30 @@ class GameRecord:
         return _jsonable(asdict(self))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GameRecord:
-        seats = tuple(
-            SeatRecord(
-                **{k: v for k, v in s.items() if k != "turns"},
-                turns=[Turn(**{**t, "kind": Kind(t["kind"])}) for t in s["turns"]],
+    def from_json(cls, data: Any) -> GameRecord:
+        """The record of ``to_json``'s output, validated; ``RecordError`` names the first
+        field that is wrong (never its value)."""
+        try:
+            record = _record_adapter().validate_python(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            raise RecordError(f"{where}: {first['msg']}") from None
+        record._check_shape()
+        return record
+
+    def _check_shape(self) -> None:
+        rounds = self.num_rounds
+        if rounds < 0 or len(self.rewards) != rounds or len(self.infos) != rounds:
+            raise RecordError(
+                f"num_rounds {rounds} with {len(self.rewards)} rewards and {len(self.infos)} infos"
             )
-            for s in data["seats"]
-        )
-        rewards = [tuple(r) for r in data["rewards"]]
-        return cls(**{**data, "seats": seats, "rewards": rewards})  # type: ignore[arg-type]
+        for index, seat in enumerate(self.seats):
+            if seat.player != index:
+                raise RecordError(f"seats.{index}.player: {seat.player}, expected {index}")
+            for k, turn in enumerate(seat.turns):
+                if not 0 <= turn.round < rounds:
+                    raise RecordError(f"seats.{index}.turns.{k}.round: outside 0..{rounds - 1}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -102,7 +129,23 @@ def write_records(path: Path, records: Iterable[GameRecord]) -> None:
     tmp.replace(path)
 
 
+@cache
+def _record_adapter() -> TypeAdapter[GameRecord]:
+    return TypeAdapter(GameRecord)
+
+
 def read_records(path: Path) -> Iterator[GameRecord]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            yield GameRecord.from_json(json.loads(line))
+    """The records of a file written by :func:`write_records`; a truncated or damaged file, or
+    a record of the wrong types, is a ``RecordError`` naming the file (and line)."""
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):  # noqa: B007 - used after the loop
+                yield GameRecord.from_json(json.loads(line))
+    except RecordError as error:
+        raise RecordError(f"{path}, line {number}: {error}") from None
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path}, line {number + 1}: not JSON ({error.msg})") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+        reason = "truncated" if isinstance(error, EOFError) else str(error) or type(error).__name__
+        raise RecordError(f"{path}: cannot read the transcript ({reason})") from None
