@@ -171,6 +171,12 @@ class VllmSection(_Strict):
         description="Sleep after each rollout (weights to CPU, KV cache freed) so that the "
         "learner can train on the same GPU; wake for the next rollout.",
     )
+    batch_invariant: bool = Field(
+        False,
+        description="vLLM's batch-invariant kernels (VLLM_BATCH_INVARIANT=1, slower): a reply "
+        "no longer depends on the batch it was scheduled in, so the same seed gives the same "
+        "rollouts. Off, vLLM's rollouts are seeded but not reproducible.",
+    )
 
 
 class RuntimeSection(_Strict):
@@ -182,7 +188,8 @@ class RuntimeSection(_Strict):
         ge=0,
         description="Rollout workers: 0 plays in the trainer's process; N splits each "
         "iteration's games among N Ray actors, each with its own engine replica whose adapters "
-        "are synced by name and version after every optimizer step. Same seed, same results.",
+        "are synced by name and version after every optimizer step. Same seed, same results "
+        "(with engine=vllm only with runtime.vllm.batch_invariant).",
     )
     engine: Literal["hf", "vllm"] = Field(
         "hf",
@@ -195,7 +202,12 @@ class RuntimeSection(_Strict):
         "local one, or uses the one this process already initialised.",
     )
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs (and torch threads) per worker.")
-    gpus_per_worker: float = Field(0.0, ge=0, description="GPUs per worker (1 on a GPU cluster).")
+    gpus_per_worker: float = Field(
+        0.0,
+        ge=0,
+        description="GPUs per worker (1 on a GPU cluster; a fraction shares one). 0 with a GPU "
+        "learner or engine=vllm is an error: Ray would give the workers no GPU.",
+    )
     max_replays: int = Field(
         3,
         ge=0,
@@ -203,6 +215,15 @@ class RuntimeSection(_Strict):
         "died; then the iteration fails.",
     )
     vllm: VllmSection = VllmSection()
+
+    @model_validator(mode="after")
+    def _vllm_workers_have_gpus(self) -> RuntimeSection:
+        if self.engine == "vllm" and self.workers and not self.gpus_per_worker:
+            raise ValueError(
+                "runtime.gpus_per_worker=0 gives the vLLM rollout workers no GPU; set it "
+                "(1 per worker, or a fraction to share one)"
+            )
+        return self
 
 
 class RunConfig(_Strict):
@@ -226,6 +247,18 @@ class RunConfig(_Strict):
             raise ValueError(
                 "train.opponent (a fixed opponent) and pool.enabled exclude each other"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_in_bf16_on_a_gpu(self) -> RunConfig:
+        if self.runtime.engine == "vllm":
+            if self.model.dtype != "bfloat16":
+                raise ValueError(
+                    "runtime.engine=vllm needs model.dtype=bfloat16: vLLM's LoRA kernels take "
+                    "bf16/fp16 only, and a learner in the same dtype keeps the ratio near 1"
+                )
+            if self.device == "cpu":
+                raise ValueError("runtime.engine=vllm runs on a GPU, not with device=cpu")
         return self
 
 

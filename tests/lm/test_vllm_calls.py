@@ -151,3 +151,36 @@ def test_after_sleep_and_wake_requests_carry_the_current_adapter(model_dir, llm,
     (_, _, loras) = fake.calls[-1]
     assert loras[0].lora_int_id == vllm.lora_id("live") == 2 and loras[1] is None
     assert adapted.logprobs != base.logprobs
+
+
+def test_a_runs_vllm_replica_gets_its_dtype_rank_slot_pool_room_and_batch_invariance(
+    tmp_path, llm, engine, tiny_overrides
+):
+    from detente.config import load_config
+    from detente.lm.models import save_atomically
+    from detente.policies.lm import LMBatcher
+    from detente.protocol import make_protocol
+    from detente.rollout.replica import LocalReplica, make_rollouts
+
+    save_atomically(engine.model, engine.tokenizer, tmp_path / "model")
+    config = load_config(
+        "ipd-adalign-tiny",
+        [
+            *tiny_overrides,
+            f"model.name={tmp_path / 'model'}",
+            "model.dtype=bfloat16",
+            "device=auto",  # the tiny presets say cpu
+            "model.lora.r=4",
+            "runtime.engine=vllm",
+            "runtime.vllm.batch_invariant=true",
+            "pool.enabled=true",
+            "pool.resident=10",
+        ],
+    )
+    batcher = LMBatcher(engine, 1.0, 1.0, 16, 8)
+    rollouts = make_rollouts(config, engine, batcher, make_protocol("ipd", config.game.style))
+    assert isinstance(rollouts, LocalReplica)
+    started = llm.instances[-1]
+    assert started.kwargs["dtype"] == "bfloat16" and started.kwargs["max_lora_rank"] == 8
+    assert started.kwargs["max_cpu_loras"] == 12  # live, a run: opponent, 10 resident snapshots
+    assert started.environment["VLLM_BATCH_INVARIANT"] == "1"

@@ -12,6 +12,10 @@ This is what ``DistributedDataParallel`` over the frozen base would do (it too r
 parameters that require grad), done by hand because the scorer calls the decoder body and the
 output head directly (logits at action positions only), which DDP's forward hooks would not
 see, and because the gradient is accumulated over micro-batches before one reduction anyway.
+
+Placement: each process works on GPU ``LOCAL_RANK`` of its node (:meth:`DataParallel.device`),
+its learner and an in-process vLLM rollout engine alike (vLLM's engine process would otherwise
+start on GPU 0 in every rank).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class DataParallel:
 
     rank: int = 0
     size: int = 1
+    local_rank: int = 0  # this process's index on its node (torchrun's LOCAL_RANK)
 
     @classmethod
     def from_env(cls) -> DataParallel:
@@ -48,8 +53,16 @@ class DataParallel:
                 backend = "nccl"
             dist.init_process_group(backend)
         if dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size())
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            return cls(dist.get_rank(), dist.get_world_size(), local)
         return cls()
+
+    def device(self, device: str) -> str:
+        """Where this process computes, given the run's resolved device: ``cuda`` becomes this
+        rank's GPU ``cuda:LOCAL_RANK`` among data-parallel learners; anything else as given."""
+        if self.size > 1 and device == "cuda":
+            return f"cuda:{self.local_rank}"
+        return device
 
     @property
     def main(self) -> bool:

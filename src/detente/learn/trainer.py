@@ -112,7 +112,7 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.dp = DataParallel.from_env()
-        device = resolve_device(config.device)
+        device = self.dp.device(resolve_device(config.device))  # cuda:LOCAL_RANK under torchrun
         self.precision = precision(device, config.model.dtype)
         self.engine = engine or load_engine(
             config.model.name, device=device, dtype=self.precision.weights

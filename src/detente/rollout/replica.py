@@ -110,6 +110,7 @@ class ReplicaSpec:
     vllm: VllmSection
     dtype: str = "float32"  # the configured model.dtype (see lm.models.precision)
     threads: int = 0  # torch CPU threads (0: leave as is)
+    max_adapters: int = 8  # adapters the replica may hold at once (vLLM's max_cpu_loras)
 
 
 class Replica:
@@ -175,6 +176,12 @@ class Replica:
 
 
 def _engine(spec: ReplicaSpec) -> GenerationEngine:
+    device = resolve_device(spec.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"this rollout replica should run on {device} but sees no GPU (Ray gives a worker "
+            "GPUs only with runtime.gpus_per_worker > 0)"
+        )
     if spec.engine == "vllm":
         from detente.lm.vllm_engine import VLLMEngine
 
@@ -184,9 +191,30 @@ def _engine(spec: ReplicaSpec) -> GenerationEngine:
             max_loras=spec.vllm.max_loras,
             gpu_memory=spec.vllm.gpu_memory,
             sleep_mode=spec.vllm.sleep,
+            dtype=spec.dtype,  # bfloat16: the config refuses vLLM in float32
+            max_cpu_loras=spec.max_adapters,
+            batch_invariant=spec.vllm.batch_invariant,
+            device=device if device.startswith("cuda:") else None,
         )
-    device = resolve_device(spec.device)
     return load_engine(spec.model, device=device, dtype=precision(device, spec.dtype).weights)
+
+
+def replica_device(learner: torch.device, workers: int) -> str:
+    """Where a replica computes: beside the learner (``workers`` 0) on the learner's own device
+    (``cuda:K``, this rank's GPU); in a Ray worker on the GPU Ray gave it (``cuda``) or the CPU.
+    Resolved in the driver, so that a worker never falls back to the CPU on its own."""
+    if learner.type != "cuda":
+        return "cpu"
+    if workers or learner.index is None:
+        return "cuda"
+    return f"cuda:{learner.index}"
+
+
+def adapter_capacity(config: RunConfig) -> int:
+    """Adapters a replica may hold at once: the live one, a ``run:`` opponent, and the opponent
+    pool's resident snapshots; at least the adapters of one vLLM batch."""
+    pool = config.pool.resident if config.pool.enabled else 0
+    return max(2 + pool, config.runtime.vllm.max_loras)
 
 
 class AdapterPublisher:
@@ -274,7 +302,7 @@ def make_rollouts(
     spec = ReplicaSpec(
         engine=runtime.engine,
         model=config.model.name,
-        device=config.device,
+        device=replica_device(engine.device, runtime.workers),
         sampling=batcher.sampling,
         protocol=protocol,
         invalid=config.invalid,
@@ -282,6 +310,7 @@ def make_rollouts(
         vllm=runtime.vllm,
         dtype=config.model.dtype,
         threads=max(1, int(runtime.cpus_per_worker)) if runtime.workers else 0,
+        max_adapters=adapter_capacity(config),
     )
     if runtime.workers == 0:
         return LocalReplica(spec, engine, batcher)

@@ -41,6 +41,11 @@ class RolloutWorkers:
     def __init__(
         self, spec: ReplicaSpec, engine: Engine, batcher: LMBatcher, runtime: RuntimeSection
     ) -> None:
+        if spec.device.startswith("cuda") and not runtime.gpus_per_worker:
+            raise ValueError(
+                f"runtime.gpus_per_worker=0 gives the rollout workers no GPU while they should "
+                f"run on {spec.device}: set it (1 per worker, or a fraction to share one)"
+            )
         import ray
 
         if not ray.is_initialized():
