@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from detente.learn.batch import TokenSequence
 from detente.learn.loss import token_logprobs_and_entropy
 from detente.lm.sampling import nucleus
+
+if TYPE_CHECKING:  # the trainer's scoring path needs no game records (benchmarks/gpu_check.py)
+    from detente.learn.batch import TokenSequence
 
 
 @dataclass
