@@ -79,6 +79,7 @@ from detente.lm.types import AdapterSnapshot, GenerationRequest, GenerationResul
 INSTALL = "pip install 'detente[vllm]' (on a machine with a CUDA GPU)"
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm.config.lora.MaxLoRARanks (0.33.0)
 DTYPES = ("bfloat16", "float16")  # what vLLM's LoRA kernels take
+GREEDY_BELOW = 1e-5  # vllm.sampling_params._SAMPLING_EPS: greedy decoding below it
 
 
 def lora_rank_slot(r: int) -> int:
@@ -300,7 +301,7 @@ class VLLMEngine:
         for request, turn, output in zip(requests, turns, outputs, strict=True):
             sample = output.outputs[0]
             tokens = list(sample.token_ids)
-            if request.sampling.temperature == 0:  # greedy: the point mass, as Engine reports
+            if request.sampling.temperature < GREEDY_BELOW:  # the point mass, as Engine reports
                 logprobs = [0.0] * len(tokens)
             else:
                 logprobs = [
