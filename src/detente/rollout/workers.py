@@ -7,6 +7,11 @@ Seeds depend on each game's index in the whole batch, so the records are those o
 whatever N. An actor that dies (``RayActorError``) is replaced by a fresh one, which receives
 every adapter and replays the shard with the same seeds: the iteration goes on, with the same
 records. The learner stays in the driver.
+
+"The same records" holds for the transformers engine; vLLM's replies also depend on the batch
+a request is scheduled in, so for vLLM workers it holds only with
+``runtime.vllm.batch_invariant``. Each worker gets ``runtime.gpus_per_worker`` GPUs from Ray;
+replicas meant for a GPU with 0 are refused here, before Ray starts.
 """
 
 from __future__ import annotations
