@@ -29,13 +29,19 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LoraConfig(_Strict):
     r: int = Field(32, ge=1, description="LoRA rank (paper: 32).")
     alpha: float = Field(64.0, gt=0, description="LoRA alpha (paper: 64).")
-    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="LoRA dropout on the live adapter's path in the training forward (seeded "
+        "per iteration, so runs and resumes replay it); sampling and scoring never drop.",
+    )
     target_modules: str | list[str] = Field("all-linear", description="Adapted layers.")
 
 
@@ -110,7 +116,10 @@ class TrainSection(_Strict):
     lr: float = Field(3e-6, gt=0, description="Adam learning rate (paper: 3e-6).")
     kl_coef: float = Field(0.0, ge=0, description="κ: weight of KL_k3(π_θ ‖ π_base).")
     entropy_coef: float = Field(0.0, ge=0, description="η: entropy bonus.")
-    ratio_cap: float = Field(2.0, gt=0, description="Cap of the truncated importance ratio.")
+    ratio_cap: float = Field(
+        2.0, ge=1, description="Cap of the truncated importance ratio (below 1 it would shrink "
+        "every on-policy token's weight)."
+    )
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
     minibatch_sequences: int = Field(16, ge=1, description="Sequences per accumulation step.")
     opponent: str | None = Field(
@@ -229,7 +238,7 @@ class RuntimeSection(_Strict):
 class RunConfig(_Strict):
     """Everything a run needs; the resolved copy is saved in the run directory."""
 
-    seed: int = Field(0, description="Seeds every random draw of the run.")
+    seed: int = Field(0, ge=0, lt=2**63, description="Seeds every random draw of the run.")
     game: GameSection = GameSection()
     model: ModelSection = ModelSection()
     sampling: SamplingSection = SamplingSection()
@@ -340,6 +349,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+# Keys a resumed run may change: how long it runs and where its rollouts run (the same seed gives
+# the same records with any number of workers); any other change would make another run.
+RESUMABLE_KEYS = (
+    "train.iterations",
+    "runtime.workers",
+    "runtime.ray_address",
+    "runtime.cpus_per_worker",
+    "runtime.gpus_per_worker",
+    "runtime.max_replays",
+)
+
+
 def validate(data: dict[str, Any]) -> RunConfig:
     """A ``RunConfig``; errors name the offending key (``train.lrr: extra inputs ...``)."""
     try:
@@ -357,20 +378,42 @@ def load_config(source: str, overrides: list[str] | None = None) -> RunConfig:
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {source} not found")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path)
     else:
         data = preset(source)
     return validate(apply_overrides(data, overrides or []))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a ``ConfigError`` naming the file (and the line) for
+    anything else."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections, not a {type(data).__name__}")
+    return data
 
 
 def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
-def first_difference(a: RunConfig, b: RunConfig) -> str:
-    """The first key (dotted) whose value differs, as ``key: A != B``; "" when equal."""
+def first_difference(a: RunConfig, b: RunConfig, ignore: tuple[str, ...] = ()) -> str:
+    """The first key (dotted) whose value differs, as ``key: A != B``; "" when equal. Keys in
+    ``ignore`` (dotted, e.g. ``RESUMABLE_KEYS``) are not compared."""
 
     def walk(x: Any, y: Any, key: str) -> str:
+        if key in ignore:
+            return ""
         if isinstance(x, dict) and isinstance(y, dict):
             for k in [*x, *(k for k in y if k not in x)]:
                 found = walk(x.get(k), y.get(k), f"{key}.{k}" if key else str(k))

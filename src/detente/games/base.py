@@ -62,9 +62,9 @@ class MessageEvent(Event):
 
 
 class GameConfig(BaseModel):
-    """Options shared by every game. Unknown keys are errors."""
+    """Options shared by every game. Unknown keys and NaN or infinite numbers are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rounds: int = Field(10, ge=1, description="Rounds per game when the horizon is fixed.")
     continuation: float | None = Field(

@@ -11,6 +11,13 @@ One iteration (SPEC §2):
 
 Every random draw derives from (run seed, iteration, purpose, keys) (``iteration_seed``), so a
 resumed run replays exactly.
+
+Guards: a non-finite loss term or gradient norm stops the run before the optimizer step, and a
+step that leaves the adapter non-finite stops it before anything of that iteration is written,
+so the run directory always holds the last finite checkpoint. One process at a time holds a run
+directory (``lock_run``); ``resume`` refuses a ``config.yaml`` changed since the checkpoint was
+written (naming the first difference; ``RESUMABLE_KEYS`` may change), drops a metrics line torn
+by a crash and removes a crash's temporary files.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -27,15 +36,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from detente.config import RunConfig, dump_config
+from detente.config import RESUMABLE_KEYS, RunConfig, dump_config, first_difference
 from detente.evaluate.metrics import game_measures, reward_measures
 from detente.games import make_game
 from detente.learn.batch import CreditSettings, TokenSequence, seat_credits, token_sequences
 from detente.learn.checkpoint import (
+    RunDirError,
+    RunLock,
     TrainState,
     atomic_write_text,
     latest_checkpoint,
     load_state,
+    lock_run,
+    remove_temporaries,
     restore_rng_states,
     save_checkpoint,
 )
@@ -44,7 +57,7 @@ from detente.learn.loss import token_loss
 from detente.learn.pool import ResidentPool, waves
 from detente.learn.scoring import action_logprobs, pad_batch
 from detente.lm.engine import Engine
-from detente.lm.models import load_engine, precision, resolve_device
+from detente.lm.models import load_engine, precision, usable_device
 from detente.policies.agents import make_agent, share_batcher
 from detente.policies.base import Policy
 from detente.policies.lm import LMBatcher, LMPolicy
@@ -63,11 +76,13 @@ class Purpose(IntEnum):
     ENV = 1  # a seed group's environment seed; keyed further by the group index
     ROLLOUT = 2  # the rollout's sampling seed
     SEATS = 3  # the opponent draws of the pool
+    DROPOUT = 4  # LoRA dropout of the update; keyed further by learner rank and mini-batch
 
 
 def iteration_seed(seed: int, iteration: int, purpose: Purpose, *keys: int) -> int:
     """derive_seed(seed, iteration, purpose, *keys): each purpose takes a fixed number of
-    further keys (ENV: the group; ROLLOUT, SEATS: none), so no two seeds of a run share keys."""
+    further keys (ENV: the group; ROLLOUT, SEATS: none; DROPOUT: rank and mini-batch), so no two
+    seeds of a run share keys."""
     return derive_seed(seed, iteration, int(purpose), *keys)
 
 
@@ -84,13 +99,10 @@ def opponent_draws(
     return [int(w) if p else None for p, w in zip(past, which, strict=True)]
 
 
-class RunDirError(RuntimeError):
-    """The run directory cannot be used as asked (exists, or has nothing to resume)."""
-
-
 class NonFiniteUpdate(RuntimeError):
-    """A loss term or the gradient norm of an update is NaN or ±inf; no optimizer step was taken,
-    so the adapter and the run directory hold the last finite state."""
+    """A loss term or the gradient norm of an update is NaN or ±inf (no optimizer step was
+    taken), or the step left the adapter non-finite (nothing of the iteration was written): the
+    run directory holds the last finite checkpoint."""
 
 
 @dataclass
@@ -112,7 +124,7 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.dp = DataParallel.from_env()
-        device = self.dp.device(resolve_device(config.device))  # cuda:LOCAL_RANK under torchrun
+        device = self.dp.device(usable_device(config.device))  # cuda:LOCAL_RANK under torchrun
         self.precision = precision(device, config.model.dtype)
         self.engine = engine or load_engine(
             config.model.name, device=device, dtype=self.precision.weights
@@ -139,6 +151,7 @@ class Trainer:
             make_agent(config.train.opponent, config.game.name) if config.train.opponent else None
         )
         self.state = TrainState(iteration=0)
+        self.lock: RunLock | None = None  # held by create() and resume() (main learner)
         self.snapshots = ResidentPool(self.engine, run_dir / "pool", config.pool.resident)
         train = config.train
         self.credit_settings = CreditSettings(
@@ -151,12 +164,27 @@ class Trainer:
     @classmethod
     def create(cls, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> Trainer:
         """A new run; an existing non-empty directory is never overwritten."""
+        lock = None
         if DataParallel.from_env().main:  # data-parallel peers write nothing
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise RunDirError(f"{run_dir} exists and is not empty; use `detente resume {run_dir}`")
+            if run_dir.exists() and not run_dir.is_dir():
+                raise RunDirError(f"{run_dir} is a file, not a run directory")
+            _check_empty(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
+            lock = lock_run(run_dir)
+            try:
+                _check_empty(run_dir)  # again: another process may have started it meanwhile
+            except RunDirError:
+                lock.release()
+                raise
             atomic_write_text(run_dir / "config.yaml", dump_config(config))
-        return cls(config, run_dir, engine)
+        try:
+            trainer = cls(config, run_dir, engine)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        trainer.lock = lock
+        return trainer
 
     @classmethod
     def resume(cls, run_dir: Path, engine: Engine | None = None) -> Trainer:
@@ -165,32 +193,72 @@ class Trainer:
 
         if not (run_dir / "config.yaml").is_file():
             raise RunDirError(f"{run_dir} holds no run (no config.yaml)")
-        trainer = cls(load_config(str(run_dir / "config.yaml")), run_dir, engine)
-        folder = latest_checkpoint(run_dir)
-        if folder is not None:
-            trainer.state = load_state(folder)
-            trainer.engine.load_adapter(LIVE, folder / "adapter", trainable=True)
-            trainer.optimizer.load_state_dict(torch.load(folder / "optimizer.pt"))
-            restore_rng_states(torch.load(folder / "rng.pt", weights_only=False))
-            held = set(trainer.engine.adapter_names())  # the rest load when drawn
-            trainer.snapshots = ResidentPool(
-                trainer.engine, run_dir / "pool", trainer.config.pool.resident,
-                [name for name in trainer.state.pool if name in held],
-            )
-        if trainer.dp.main:
+        main = DataParallel.from_env().main
+        lock = lock_run(run_dir) if main else None
+        try:
+            config = load_config(str(run_dir / "config.yaml"))
+            folder = latest_checkpoint(run_dir)
+            if folder is not None:
+                _check_same_config(run_dir, folder, config)
+            if main:
+                remove_temporaries(run_dir)
+            trainer = cls(config, run_dir, engine)
+            trainer.lock = lock
+            if folder is not None:
+                trainer._restore(folder)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        if main:
             trainer._truncate_metrics()
         return trainer
 
+    def _restore(self, folder: Path) -> None:
+        """Adapter, optimizer, generator states and pool of checkpoint ``folder``; a damaged
+        file is a ``RunDirError`` naming it."""
+
+        def read(name: str, load: Any) -> Any:
+            try:
+                return load(folder / name)
+            except Exception as error:
+                reason = " ".join(str(error).split())[:300] or type(error).__name__
+                raise RunDirError(f"checkpoint file {folder / name} is damaged ({reason})") from None
+
+        self.state = read("state.json", lambda path: load_state(path.parent))
+        read("adapter", lambda path: self.engine.load_adapter(LIVE, path, trainable=True))
+        self.optimizer.load_state_dict(read("optimizer.pt", torch.load))
+        restore_rng_states(read("rng.pt", lambda path: torch.load(path, weights_only=False)))
+        held = set(self.engine.adapter_names())  # the rest load when drawn
+        self.snapshots = ResidentPool(
+            self.engine, self.run_dir / "pool", self.config.pool.resident,
+            [name for name in self.state.pool if name in held],
+        )
+
+    def close(self) -> None:
+        """Release the run directory (the lock also goes when the process ends)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     def _truncate_metrics(self) -> None:
-        """Drop metric lines of iterations after the checkpoint (they will be replayed)."""
+        """Drop metric lines of iterations after the checkpoint (they will be replayed), and a
+        last line cut off by a crash mid-append (e.g. a full disk); a damaged line elsewhere is
+        a ``RunDirError`` naming it."""
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():
             return
-        kept = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["iteration"] < self.state.iteration
-        ]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                iteration = json.loads(line)["iteration"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                if number == len(lines):  # torn by the crash: its iteration will be replayed
+                    break
+                raise RunDirError(f"{path}, line {number}: not a metrics line") from None
+            if iteration < self.state.iteration:
+                kept.append(line)
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # ---- one iteration -------------------------------------------------------------------------
@@ -256,8 +324,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         sums = dict.fromkeys(("loss", "pg", "kl", "entropy", "mean_ratio", "clip_fraction"), 0.0)
         share = self.dp.part(len(sequences))  # each data-parallel learner its share, loss ÷ N
-        for chunk in _chunks(sequences[share.start : share.stop], train.minibatch_sequences):
-            sums_chunk = self._accumulate(chunk, total_tokens)
+        chunks = _chunks(sequences[share.start : share.stop], train.minibatch_sequences)
+        for index, chunk in enumerate(chunks):
+            with self._dropout(index):
+                sums_chunk = self._accumulate(chunk, total_tokens)
             for key, value in sums_chunk.items():
                 sums[key] += value
         self.dp.reduce_gradients(self.params)
@@ -269,7 +339,29 @@ class Trainer:
             raise NonFiniteUpdate(f"non-finite {', '.join(nonfinite)}: no optimizer step taken")
         self.optimizer.step()
         self.engine.drop_caches([LIVE])  # activations of the old weights must not be reused
+        if not all(bool(torch.isfinite(p).all()) for p in self.params):
+            raise NonFiniteUpdate(
+                "the optimizer step left the adapter non-finite (is train.lr too large?); "
+                "nothing of this iteration was written"
+            )
         return stats
+
+    @contextmanager
+    def _dropout(self, chunk: int) -> Iterator[None]:
+        """The live adapter's LoRA dropout on, drawn from a seed of (run, iteration, learner,
+        mini-batch) on every device, so a resumed run drops the same units; nothing with 0."""
+        if not self.config.model.lora.dropout:
+            yield
+            return
+        device = self.engine.device
+        seed = iteration_seed(
+            self.config.seed, self.state.iteration, Purpose.DROPOUT, self.dp.rank, chunk
+        )
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=device.type):
+            torch.manual_seed(seed)
+            with self.engine.adapter_dropout(LIVE):
+                yield
 
     def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
         train = self.config.train
@@ -334,7 +426,7 @@ class Trainer:
         if self.dp.main and (done or self.state.iteration % self.config.checkpoint_every == 0):
             save_checkpoint(
                 self.run_dir, self.state, lambda path: self.engine.save_adapter(LIVE, path),
-                self.optimizer,
+                self.optimizer, config_text=dump_config(self.config),
             )
         return metrics
 
@@ -359,6 +451,32 @@ class Trainer:
         line["tokens_per_s"] = generated / seconds["rollout_s"] if seconds["rollout_s"] else 0.0
         line["pool_size"] = len(self.state.pool)
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in line.items()}
+
+
+def _check_empty(run_dir: Path) -> None:
+    if run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir()):
+        raise RunDirError(f"{run_dir} exists and is not empty; use `detente resume {run_dir}`")
+
+
+def _check_same_config(run_dir: Path, folder: Path, config: RunConfig) -> None:
+    """Refuse to resume with a config other than the one checkpoint ``folder`` was trained
+    with (but for ``RESUMABLE_KEYS``); checkpoints written before configs were kept pass."""
+    from detente.config import ConfigError, read_yaml, validate
+
+    saved_path = folder / "config.yaml"
+    if not saved_path.is_file():
+        return
+    try:
+        saved = validate(read_yaml(saved_path))
+    except ConfigError as error:
+        raise RunDirError(f"checkpoint file {saved_path} is damaged ({error})") from None
+    difference = first_difference(saved, config, RESUMABLE_KEYS)
+    if difference:
+        raise RunDirError(
+            f"{run_dir / 'config.yaml'} was changed since checkpoint {folder.name} was written "
+            f"(first difference: {difference}); resuming would mix two runs. Restore it, or "
+            "start a new run (only " + ", ".join(RESUMABLE_KEYS) + " may change on resume)"
+        )
 
 
 def _chunks(items: list[TokenSequence], size: int) -> list[list[TokenSequence]]:

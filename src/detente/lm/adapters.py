@@ -79,9 +79,14 @@ class AdapterSet:
         write_adapter(self._peft.peft_config[name], self._state(name), path)
 
     def load(self, name: str, path: str | os.PathLike[str], trainable: bool = False) -> None:
-        """Load a saved adapter as ``name``; an existing ``name`` is overwritten in place."""
-        config = LoraConfig.from_pretrained(str(path))
-        weights = load_peft_weights(str(path), device=str(self._device()))
+        """Load a saved adapter as ``name``; an existing ``name`` is overwritten in place. A
+        missing, truncated or damaged adapter is a ``ValueError`` naming the folder."""
+        try:
+            config = LoraConfig.from_pretrained(str(path))
+            weights = load_peft_weights(str(path), device=str(self._device()))
+        except Exception as error:  # e.g. safetensors' own error type for a cut-off file
+            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            raise ValueError(f"cannot read the adapter in {path} ({reason})") from None
         self._put(name, config, weights, trainable, where=str(path))
 
     def snapshot(self, name: str) -> AdapterSnapshot:
@@ -130,6 +135,25 @@ class AdapterSet:
         else:
             self._trainable.discard(name)
         self._apply_trainable()
+
+    @contextmanager
+    def dropout(self, name: str) -> Iterator[None]:
+        """Inside, adapter ``name``'s LoRA dropout is on: its dropout modules alone are put in
+        training mode (the base model and the other adapters stay in eval mode)."""
+        self.require(name)
+        modules = [
+            module.lora_dropout[name]
+            for module in self.model.modules()
+            if isinstance(module, LoraLayer) and name in module.lora_dropout
+        ]
+        modes = [module.training for module in modules]
+        for module in modules:
+            module.train()
+        try:
+            yield
+        finally:
+            for module, mode in zip(modules, modes, strict=True):
+                module.train(mode)
 
     @contextmanager
     def active(self, name: str | None) -> Iterator[nn.Module]:
@@ -225,9 +249,20 @@ def write_adapter(
         config.save_pretrained(str(tmp))
         tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        share_as_umask_allows(tmp)
         _replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def share_as_umask_allows(folder: Path) -> None:
+    """Give ``folder`` and everything in it the modes a plain ``mkdir`` / ``open`` would
+    (0777 / 0666 less the umask): ``mkdtemp`` makes 0700 folders and some writers 0600 files,
+    which would make a shared cache unreadable to the other users it is shared with."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

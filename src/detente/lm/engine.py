@@ -205,6 +205,13 @@ class Engine:
         self.adapters.set_trainable(name, trainable)
 
     @contextmanager
+    def adapter_dropout(self, name: str) -> Iterator[None]:
+        """Adapter ``name``'s LoRA dropout on inside (for its training forward; generation and
+        scoring outside it never drop)."""
+        with self.adapters.dropout(name):
+            yield
+
+    @contextmanager
     def use_adapter(self, name: str | None) -> Iterator[nn.Module]:
         """Forwards inside run with adapter ``name`` alone, or the base model (None)."""
         with self.adapters.active(name) as model:

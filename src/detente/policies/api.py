@@ -87,9 +87,10 @@ class NotACompletion(Exception):
 
 
 class ApiConfig(BaseModel):
-    """How to reach an OpenAI-compatible API and how hard to try. Unknown keys are errors."""
+    """How to reach an OpenAI-compatible API and how hard to try. Unknown keys and NaN or
+    infinite numbers are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str = Field(min_length=1, description="Model name sent in each request.")
     base_url: str = Field(DEFAULT_BASE_URL, description="API root (http or https), ending in /v1.")

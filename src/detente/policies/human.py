@@ -13,8 +13,11 @@ from detente.protocol.base import InvalidReply
 QUIT_COMMANDS = ("/quit", "/exit")
 
 
-class HumanQuit(Exception):
+class HumanQuit(RuntimeError):
     """The person asked to stop (``/quit``, end of input or Ctrl-C)."""
+
+    def __init__(self, message: str = "the human player stopped (/quit or end of input)") -> None:
+        super().__init__(message)
 
 
 class HumanPolicy(Policy):
@@ -25,9 +28,15 @@ class HumanPolicy(Policy):
     """
 
     def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        """A closed standard input (or output) is a ``ValueError`` here, not a crash at the
+        first move."""
         self.name = "human"
-        self._in = stdin or sys.stdin
-        self._out = stdout or sys.stdout
+        stdin = stdin if stdin is not None else sys.stdin
+        stdout = stdout if stdout is not None else sys.stdout
+        for stream, which in ((stdin, "input"), (stdout, "output")):
+            if stream is None or stream.closed:
+                raise ValueError(f"the human agent needs a terminal, and standard {which} is closed")
+        self._in, self._out = stdin, stdout
         self._shown: set[str] = set()
         self._last_prompt: dict[str, int] = {}  # session -> number of messages last shown
 
