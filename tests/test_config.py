@@ -61,6 +61,23 @@ def test_leading_gamma_defaults_to_the_authors_choice_and_can_be_set():
     assert config.train.leading_gamma is True
 
 
+def test_reward_weights_are_two_finite_numbers_for_a_naive_learner():
+    assert load_config("ipd-naive-tiny").train.reward_weights == (1.0, 0.0)
+    config = load_config("ipd-naive-tiny", ["train.reward_weights=[1, -1]"])
+    assert config.train.reward_weights == (1.0, -1.0)
+    for bad, names in [
+        ("[1]", "train.reward_weights.1"),
+        ("[1, 0, 2]", "train.reward_weights"),
+        ("[1, .nan]", "train.reward_weights.1"),
+        ("[0, 0]", "reward_weights=[0, 0]"),
+        ("[1, a]", "train.reward_weights.1"),
+    ]:
+        with pytest.raises(ConfigError, match=names.replace(".", r"\.").replace("[", r"\[")):
+            load_config("ipd-naive-tiny", [f"train.reward_weights={bad}"])
+    with pytest.raises(ConfigError, match="method=naive only"):
+        load_config("ipd-adalign-tiny", ["train.reward_weights=[0, -1]"])
+
+
 def test_overrides_and_round_trip(tmp_path):
     config = load_config("ipd-naive-tiny", ["train.lr=0.01", "game.options.rounds=5", "seed=3"])
     assert (config.train.lr, config.game.options["rounds"], config.seed) == (0.01, 5, 3)

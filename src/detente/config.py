@@ -113,6 +113,13 @@ class TrainSection(_Strict):
     reward_scale: float | None = Field(
         None, gt=0, description="Divide rewards by this; None = the game's own scale."
     )
+    reward_weights: tuple[float, float] = Field(
+        (1.0, 0.0),
+        description="[w_self, w_other]: the learner is trained on r̃_t = w_self · r_t + w_other · "
+        "r^{-i}_t (its own and its co-player's reward), mixed before the returns. [1, 0] the "
+        "game's reward; [0, -1] spite; [1, -1] margin; [1, 1] the sum of rewards. Only with "
+        "method=naive (sum and adalign shape the credit with the co-player's advantages).",
+    )
     lr: float = Field(3e-6, gt=0, description="Adam learning rate (paper: 3e-6).")
     kl_coef: float = Field(0.0, ge=0, description="κ: weight of KL_k3(π_θ ‖ π_base).")
     entropy_coef: float = Field(0.0, ge=0, description="η: entropy bonus.")
@@ -127,6 +134,18 @@ class TrainSection(_Strict):
         description="A frozen agent spec (bot:NAME, lm:MODEL, run:DIR) in the other seat of every "
         "game; only the live seat learns (the exploitability test). None = self-play.",
     )
+
+    @model_validator(mode="after")
+    def _reward_weights_with_naive(self) -> TrainSection:
+        weights = tuple(self.reward_weights)
+        if weights == (0.0, 0.0):
+            raise ValueError("reward_weights=[0, 0] leaves the learner no reward")
+        if weights != (1.0, 0.0) and self.method is not CreditMethod.NAIVE:
+            raise ValueError(
+                f"reward_weights={list(weights)} mixes rewards for method=naive only; "
+                f"method={self.method.value} already uses the co-player's advantages"
+            )
+        return self
 
     @model_validator(mode="after")
     def _groups_divide_batch(self) -> TrainSection:

@@ -148,3 +148,39 @@ def test_ignore_groups_pools_per_seat_position(ignore_groups):
         }
         expected = [returns[0][t] - np.mean([returns[g][t] for g in peers if g]) for t in range(3)]
         assert credits[(0, p)] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("weights", [(1.0, 0.0), (0.0, -1.0), (1.0, -1.0), (0.5, 2.0)])
+@pytest.mark.parametrize("learners", [(True, True), (True, False)])
+def test_reward_weights_mix_the_learners_reward_before_the_returns(weights, learners):
+    """Literal loop: r̃ = w_self · r_own + w_other · r_other, returns, leave-one-out per seat."""
+    rng = np.random.default_rng(3)
+    records = [make_record(i, i // 2, rng.integers(0, 6, size=(4, 2)).astype(float), learners)
+               for i in range(6)]
+    settings = CreditSettings(CreditMethod.NAIVE, 0.9, 0.0, 0.9, False, False, 5.0,
+                              reward_weights=weights)
+
+    def mixed_returns(rec, p):
+        r = [(weights[0] * x[p] + weights[1] * x[1 - p]) / 5.0 for x in rec.rewards]
+        return [sum(0.9 ** (s - t) * r[s] for s in range(t, len(r))) for t in range(len(r))]
+
+    rows = [(g, p) for g, rec in enumerate(records) for p in (0, 1) if rec.seats[p].learner]
+    credits = {(sc.game_index, sc.player): sc.credits for sc in seat_credits(records, settings)}
+    assert set(credits) == set(rows)
+    for g, p in rows:
+        peers = [h for h, q in rows if q == p and h != g and records[h].group == records[g].group]
+        own = mixed_returns(records[g], p)
+        expected = [own[t] - np.mean([mixed_returns(records[h], p)[t] for h in peers])
+                    for t in range(4)]
+        assert credits[(g, p)] == pytest.approx(expected, abs=1e-12)
+
+
+def test_naive_on_the_sum_of_rewards_is_the_sum_method_in_self_play():
+    rng = np.random.default_rng(4)
+    records = [make_record(i, i // 4, rng.integers(0, 6, size=(5, 2)).astype(float))
+               for i in range(8)]
+    mixed = CreditSettings(CreditMethod.NAIVE, 0.9, 0.0, 0.9, False, False, 5.0,
+                           reward_weights=(1.0, 1.0))
+    summed = CreditSettings(CreditMethod.SUM, 0.9, 0.0, 0.9, False, False, 5.0)
+    for a, b in zip(seat_credits(records, mixed), seat_credits(records, summed), strict=True):
+        assert a.credits == pytest.approx(b.credits, abs=1e-12)

@@ -1,6 +1,8 @@
 """From played games to training data: per-round credits of learner seats, then token sequences.
 
 An *agent row* is one seat of one game: its rewards [T], its co-player's rewards [T] and its group.
+Before the returns, a learner's own rewards may be mixed with its co-player's
+(``reward_weights``, :func:`mixed_rewards`): naive (1, 0), sum (1, 1), spite (0, −1), margin (1, −1).
 Rows of the same seat position within a seed group form the leave-one-out group (so an opener is
 compared with openers); when every seed group holds one game, ``group_loo`` pools each seat
 position over the batch (Alice rows with Alice rows), never the two seats of one game.
@@ -29,6 +31,20 @@ class CreditSettings:
     ignore_groups: bool
     reward_scale: float
     leading_gamma: bool | None = None  # None: γ_a for k < t, none for k ≤ t (credit.py)
+    reward_weights: tuple[float, float] = (1.0, 0.0)  # (w_self, w_other) of mixed_rewards
+
+
+def mixed_rewards(
+    own: npt.ArrayLike, other: npt.ArrayLike, weights: tuple[float, float]
+) -> npt.NDArray[np.float64]:
+    """The reward a learner is trained on: r̃^i_t = w_self · r^i_t + w_other · r^{−i}_t.
+
+    ``own`` and ``other`` are [rows, T] rewards of a seat and of its co-player in the same games;
+    (1, 0) is the game's reward, (1, 1) the sum of both, (0, −1) spite (the co-player's loss),
+    (1, −1) the margin over the co-player.
+    """
+    w_self, w_other = weights
+    return w_self * np.asarray(own, dtype=np.float64) + w_other * np.asarray(other, dtype=np.float64)
 
 
 @dataclass
@@ -57,7 +73,8 @@ def reward_matrix(
 def seat_credits(records: Sequence[GameRecord], settings: CreditSettings) -> list[SeatCredit]:
     """Credits of every learner seat (``SeatRecord.learner``), SPEC §2.
 
-    Returns G = discounted reward-to-go of r / c; A = leave-one-out within (group, seat position)
+    Returns G = discounted reward-to-go of r̃ / c, r̃ the learner's mixed reward (``mixed_rewards``;
+    the co-player's own reward for its rows); A = leave-one-out within (group, seat position)
     for both the learner rows and their co-player rows (each by its own seat position; K = 1:
     over that position's rows in the batch); credit by ``settings.method``.
     """
@@ -66,6 +83,7 @@ def seat_credits(records: Sequence[GameRecord], settings: CreditSettings) -> lis
         return []
     own_rewards, mask = reward_matrix(records, rows)
     other_rewards, _ = reward_matrix(records, [(g, 1 - p) for g, p in rows])
+    learner_rewards = mixed_rewards(own_rewards, other_rewards, settings.reward_weights)
     groups = np.array([records[g].group for g, _ in rows])
     seats = np.array([p for _, p in rows])
 
@@ -77,7 +95,7 @@ def seat_credits(records: Sequence[GameRecord], settings: CreditSettings) -> lis
 
     credits = compute_credit(
         settings.method,
-        advantages(own_rewards, seats),
+        advantages(learner_rewards, seats),
         advantages(other_rewards, 1 - seats),
         settings.beta,
         settings.gamma_a,

@@ -157,7 +157,7 @@ class Trainer:
         self.credit_settings = CreditSettings(
             train.method, train.gamma, train.beta, train.gamma_a, train.include_current,
             train.ignore_groups, train.reward_scale or make_game(config.game.name, self.game_config, 0).reward_scale,
-            leading_gamma=train.leading_gamma,
+            leading_gamma=train.leading_gamma, reward_weights=tuple(train.reward_weights),
         )
 
     # ---- run directory -----------------------------------------------------------------------
@@ -236,7 +236,10 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Release the run directory (the lock also goes when the process ends)."""
+        """Release the run directory (the lock also goes when the process ends) and what a
+        fixed opponent holds (an API client's thread and connections)."""
+        if self.opponent is not None:
+            self.opponent.close()
         if self.lock is not None:
             self.lock.release()
             self.lock = None
