@@ -243,3 +243,47 @@ def test_train_and_a_concurrent_resume_never_both_write(tmp_path, tiny_overrides
         train.wait(timeout=30)
     done = [m["iteration"] for m in read_metrics(run)]  # (the kill may tear the last line)
     assert done == list(range(len(done)))  # one writer: no line twice
+
+
+@pytest.mark.slow
+def test_repeated_kills_resume_to_the_uninterrupted_run_byte_for_byte(tmp_path, tiny_overrides):
+    """SIGKILL at seeded random moments (during start-up, rollouts, updates or checkpoint
+    writes), resume each time: the lock, the config check and the clean-up let every resume
+    through, and the end is the uninterrupted twin's: metrics and adapter bytes."""
+    import random
+
+    arguments = ["ipd-adalign-tiny", *tiny_overrides, "train.iterations=40", "pool.every=2"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    command = [sys.executable, "-m", "detente.cli"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*command, "train", *arguments, "--out", str(whole)], env=env, check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    rng, kills = random.Random(19), 0
+    for attempt in range(8):  # kill each process at a random moment once it has made progress
+        step = ["train", *arguments, "--out", str(killed)] if attempt == 0 else ["resume", str(killed)]
+        before = len(read_metrics(killed))
+        process = subprocess.Popen([*command, *step], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.time() + 120
+        while process.poll() is None and len(read_metrics(killed)) <= before:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        kills += 1
+        if kills == 4:
+            break
+    final = subprocess.run([*command, "resume", str(killed)], env=env, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    assert kills == 4
+    assert metrics(killed) == metrics(whole)
+    weights = "checkpoints/iter-000040/adapter/adapter_model.safetensors"
+    assert (killed / weights).read_bytes() == (whole / weights).read_bytes()
+    for name in ("pool-000002", "pool-000020", "pool-000040"):
+        snapshot = f"pool/{name}/adapter_model.safetensors"
+        assert (killed / snapshot).read_bytes() == (whole / snapshot).read_bytes()
+    assert not [p for p in killed.rglob(".*") if p.name != ".lock"]  # no leftovers
