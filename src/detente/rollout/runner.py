@@ -299,6 +299,44 @@ def _record(item: _Live) -> GameRecord:
     )
 
 
+class SteppedGame:
+    """One game driven from outside, a phase at a time (e.g. inside an Axelrod match, whose
+    library chooses when each move happens): ``decide`` asks some seats' policies through
+    :func:`play`'s own decision path (prompts, seeds, retries, records), ``act`` applies the
+    phase's actions, those decided here and those given from outside."""
+
+    def __init__(
+        self,
+        match: Match,
+        protocol: Protocol,
+        invalid: InvalidReplyConfig | None = None,
+        seed: int = 0,
+        index: int = 0,
+    ) -> None:
+        self.protocol, self.invalid, self.seed, self.index = (
+            protocol, invalid or InvalidReplyConfig(), seed, index
+        )  # fmt: skip
+        self._live = {index: _start(match, protocol)}
+
+    @property
+    def game(self) -> Game:
+        return self._live[self.index].match.game
+
+    def decide(self, players: Sequence[int]) -> dict[int, Any]:
+        """The actions of ``players`` (seats of the current phase), from their policies."""
+        decisions = [(self.index, p) for p in players]
+        actions = _decide(self._live, decisions, self.protocol, self.invalid, self.seed)
+        return dict(zip(players, actions, strict=True))
+
+    def act(self, actions: dict[int, Any]) -> None:
+        self.game.act(actions)
+        if self.game.done:
+            _end_sessions(self._live, [self.index])
+
+    def record(self) -> GameRecord:
+        return _record(self._live[self.index])
+
+
 def invalid_rate(records: Sequence[GameRecord]) -> float:
     """Fraction of decisions that ended on the default move (no valid reply)."""
     return reply_stats(records)["invalid_rate"]
