@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind, meaning in [
         ("--max-body-bytes", int, "a larger request body gets 413 (default 1 MiB)"),
         ("--max-messages", int, "more messages get 400 (default 512)"),
-        ("--max-prompt-chars", int, "a longer prompt, all contents, gets 400 (default 64000)"),
+        ("--max-prompt-chars", int, "a longer prompt, all contents, gets 400 (default 16000)"),
         ("--request-timeout", float, "seconds to wait for and run at the agent (default 120)"),
         ("--max-pending", int, "requests queued at once; the next gets 503 (default 64)"),
     ]:

@@ -69,11 +69,16 @@ Send = Callable[[Message], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ServeLimits:
-    """What one request may ask of the server; past a limit it is refused before the agent."""
+    """What one request may ask of the server; past a limit it is refused before the agent.
+
+    The prompt bound keeps one request from holding the agent for long: on a 2-core CPU
+    ``lm:tiny`` took 0.5 s for 4,000 characters, 7 s for 16,000 and 42 s for 32,000 (a 10-round
+    full-style Trust-and-Split game with 96-token messages is about 15,000); raise it for a
+    model with long replies on a GPU."""
 
     max_body_bytes: int = 1 << 20  # 1 MiB: 413 past it
     max_messages: int = 512  # 400 past it
-    max_prompt_chars: int = 64_000  # all message contents; a full 10-round game fits; 400 past it
+    max_prompt_chars: int = 16_000  # all message contents (~4K tokens); 400 past it
     request_timeout: float = 120.0  # seconds from arrival: 503 if still queued, 504 if running
     max_pending: int = 64  # requests queued or at the agent; the next gets 503 at once
 
