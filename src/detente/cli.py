@@ -260,6 +260,88 @@ def cmd_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _specs(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _constraint(args: argparse.Namespace) -> bool | None:
+    return {"on": True, "off": False}.get(args.constrain_moves)
+
+
+def cmd_tournament(args: argparse.Namespace) -> int:
+    """An Axelrod tournament of IPD agents among the library's strategies."""
+    import json
+
+    from detente.evaluate.axelrod_player import tournament
+    from detente.evaluate.league import LeagueSettings, resolve
+    from detente.games.ipd import IPDConfig
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    specs = _specs(args.agents)
+    settings, options = resolve(
+        LeagueSettings("ipd", tuple(specs), style=args.style, constrain_moves=_constraint(args))
+    )
+    with ExitStack() as stack:
+        agents = [stack.enter_context(make_agent(spec, "ipd")) for spec in specs]
+        result, results = tournament(
+            agents, args.axelrod, args.turns, args.repetitions, args.seed, IPDConfig(**options),
+            settings.style, bool(settings.constrain_moves), plots=out,
+        )  # fmt: skip
+    _writing(out / "tournament.json").write_text(json.dumps(result.to_json(), indent=2))
+    results.write_summary(str(out / "summary.csv"))
+    print(f"Axelrod tournament ({args.axelrod}: {len(result.ranking)} players, {args.turns} "
+          f"turns, {args.repetitions} repetitions)")  # fmt: skip
+    print(result.table())
+    print(f"wrote {out / 'tournament.json'}, {out / 'summary.csv'} and Axelrod's plots")
+    return 0
+
+
+def cmd_league(args: argparse.Namespace) -> int:
+    """The league report: tournament, strategies, exploiters, ratings, cross-play, dynamics."""
+    from detente.evaluate.league import LeagueSettings, run_league
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    settings = LeagueSettings(
+        game=args.game,
+        agents=tuple(_specs(args.agents)),
+        games=args.games,
+        seed=args.seed,
+        style=args.style,
+        constrain_moves=_constraint(args),
+        axelrod=None if args.axelrod == "none" else args.axelrod,
+        turns=args.turns,
+        repetitions=args.repetitions,
+        probe_games=args.probe_games,
+        fingerprint=not args.no_fingerprint,
+        targets=tuple(_specs(args.targets or "")),
+        objectives=tuple(_specs(args.objectives)),
+        exploit_seeds=tuple(int(s) for s in _specs(args.exploit_seeds)),
+        exploit_scale=args.exploit_scale,
+        exploit_overrides=tuple(args.exploit_override or ()),
+        exploit_games=args.exploit_games,
+        snapshots=tuple(args.snapshots or ()),
+    )
+    league = run_league(settings, out)
+    if league.tournament:
+        for agent in league.tournament["agents"]:
+            print(f"tournament: {agent['name']} rank {agent['rank'] + 1} of "
+                  f"{len(league.tournament['ranking'])}, score {agent['median_score']:.3f}, "
+                  f"cooperation {agent['cooperation_rating']:.3f}")  # fmt: skip
+    for s in league.strategies:
+        print(f"strategy: {s['agent']} nearest {s['nearest']} (distance {s['distance']:.3f})")
+    for e in league.exploitability:
+        print(f"exploitability of {e['target']}: {e['exploitability']:.3f} ({e['best']})")
+    coop = league.replicator["basin_of_cooperation"]
+    if coop is not None:
+        print(f"replicator: basin of cooperation {coop:.3f}")
+    print(f"wrote {out / 'league.html'} and {out / 'league.json'}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from detente.config import preset_names
 
@@ -364,6 +446,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the numbers here")
     p.set_defaults(func=cmd_prior)
 
+    def protocol_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--style", choices=[s.value for s in Style],
+                       help="prompt style (default: the runs' own, full without runs)")
+        p.add_argument("--constrain-moves", choices=["on", "off"],
+                       help="format-constrained moves (default: as the runs were trained)")
+
+    p = sub.add_parser("tournament", help="Axelrod tournament of IPD agents (league extra)")
+    p.add_argument("--game", required=True, choices=["ipd"])
+    p.add_argument("--agents", required=True, help="comma-separated agent specs")
+    p.add_argument("--axelrod", choices=["classic", "all"], default="classic",
+                   help="classic: the strategies of Axelrod's first tournament; all: every "
+                   "ordinary strategy of the library")
+    p.add_argument("--turns", type=int, default=10, help="turns per match (detente's IPD: 10)")
+    p.add_argument("--repetitions", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    protocol_flags(p)
+    p.add_argument("--out", default="tournament-out", help="folder for JSON, CSV and plots")
+    p.set_defaults(func=cmd_tournament)
+
+    p = sub.add_parser("league", help="league report: tournament, strategies, exploiters, "
+                       "ratings, cross-play, replicator dynamics (league extra)")
+    p.add_argument("--game", required=True, choices=games)
+    p.add_argument("--agents", required=True, help="comma-separated agent specs")
+    p.add_argument("--games", type=int, default=16, help="face-off games per seat order")
+    p.add_argument("--seed", type=int, default=0)
+    protocol_flags(p)
+    p.add_argument("--axelrod", choices=["classic", "all", "none"], default="classic",
+                   help="IPD: the Axelrod strategy set of the tournament")
+    p.add_argument("--turns", type=int, default=10, help="Axelrod match length")
+    p.add_argument("--repetitions", type=int, default=3, help="Axelrod tournament repetitions")
+    p.add_argument("--probe-games", type=int, default=8,
+                   help="IPD: memory-one probe games per probe and seat")
+    p.add_argument("--no-fingerprint", action="store_true", help="IPD: skip the fingerprints")
+    p.add_argument("--targets", help="comma-separated specs to train exploiters against")
+    p.add_argument("--objectives", default="naive,spite,margin", help="exploiter objectives")
+    p.add_argument("--exploit-seeds", default="0,1", help="comma-separated exploiter seeds")
+    p.add_argument("--exploit-scale", default="tiny", help="preset scale of the exploiters")
+    p.add_argument("--exploit-override", action="append",
+                   help="key=value override of the exploiters' config (repeatable)")
+    p.add_argument("--exploit-games", type=int, default=16,
+                   help="evaluation games per seat of each exploiter against its target")
+    p.add_argument("--snapshots", action="append",
+                   help="a run directory whose snapshots are rated per iteration (repeatable)")
+    p.add_argument("--out", default="league-out", help="folder of league.html, league.json")
+    p.set_defaults(func=cmd_league)
+
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)
     return parser
@@ -373,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, OSError) as error:  # one line, never a traceback
+    except (ValueError, RuntimeError, OSError, ImportError) as error:  # one line, no traceback
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"detente: error: {message}", file=sys.stderr)
         return 1

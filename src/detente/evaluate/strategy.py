@@ -11,8 +11,9 @@ memory-one vectors
 with GTFT's generosity g = min(1 − (T − R)/(R − S), (R − P)/(T − P)) (Nowak and Sigmund; 1/3
 with the default payoffs), and GRIM's projection on memory one (after its own defection it never
 cooperates again). The nearest is the one at the least root-mean-square distance over the
-entries the probes reached. Axelrod's Ashlock fingerprint (against Joss-Ann probes of Tit For
-Tat) is drawn by :func:`fingerprint` (the ``league`` extra).
+entries the probes reached (a tie goes to the first in the order above). Axelrod's Ashlock
+fingerprint (against Joss-Ann probes of Tit For Tat) is drawn by :func:`fingerprint` (the
+``league`` extra).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def estimate(
     for name, vector in named_strategies(config).items():
         squares = [(p[ENTRIES[i]] - vector[i]) ** 2 for i in reached]
         distances[name] = math.sqrt(math.fsum(squares) / len(squares)) if squares else math.nan
-    nearest = min(distances, key=lambda n: (distances[n], n))
+    nearest = min(distances, key=distances.__getitem__)  # a tie: the first listed
     return MemoryOne(agent, p, decisions, nearest, distances[nearest], distances)
 
 
