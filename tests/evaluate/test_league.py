@@ -110,3 +110,13 @@ def test_tournament_and_league_commands(tmp_path, capsys):
     assert main(["league", "--game", "ipd", "--agents", "bot:grim", "--out",
                  str(tmp_path / "file")]) == 1  # fmt: skip
     assert "is a file" in capsys.readouterr().err
+
+
+def test_short_names_for_plots():
+    from detente.evaluate.league import short_names
+
+    names = ["run:/x/s0/adalign", "run:/x/s0/adalign@10", "bot:grim"]
+    assert short_names(names) == {"run:/x/s0/adalign": "s0/adalign",
+                                  "run:/x/s0/adalign@10": "s0/adalign@10", "bot:grim": "bot:grim"}
+    alike = ["run:/a/s0/adalign", "run:/b/s0/adalign"]
+    assert short_names(alike) == {n: n for n in alike}

@@ -105,6 +105,20 @@ def sub_result(result: FaceoffResult, names: Sequence[str]) -> FaceoffResult:
     )
 
 
+def short_names(names: Sequence[str]) -> dict[str, str]:
+    """Plot labels: ``run:`` agents by the last two parts of their folder (and @ITERATION);
+    the full names wherever that would make two agents alike."""
+    out = {}
+    for name in names:
+        kind, _, argument = name.partition(":")
+        if kind == "run":
+            folder, at, iteration = argument.partition("@")
+            out[name] = "/".join(Path(folder).parts[-2:]) + at + iteration
+        else:
+            out[name] = name
+    return out if len(set(out.values())) == len(out) else {n: n for n in names}
+
+
 def _finite(value: Any) -> Any:
     """JSON without NaN: non-finite floats become null, recursively."""
     if isinstance(value, float):
@@ -161,7 +175,9 @@ def run_league(settings: LeagueSettings, out: Path) -> League:
                                   settings.games, settings.seed, game_config, invalid)  # fmt: skip
         names = {s: policies[s].name for s in specs}
         main_result = sub_result(result, [names[s] for s in main])
-        plot_heatmap(main_result.agents, main_result.mean_reward, out / "faceoff.png",
+        short = short_names(result.agents)
+        plot_heatmap([short[a] for a in main_result.agents], main_result.mean_reward,
+                     out / "faceoff.png",
                      f"{settings.game}: mean reward per round of the row agent")  # fmt: skip
         plots["faceoff"] = "faceoff.png"
         ratings = rate_games(records, settings.seed)
@@ -169,7 +185,8 @@ def run_league(settings: LeagueSettings, out: Path) -> League:
                  for run_dir, snap in snapshots.items()}  # fmt: skip
         if snapshots:
             in_runs = {names[s] for snap in snapshots.values() for s in snap.values()}
-            plot_ratings(rated, [r for r in ratings if r.agent not in in_runs],
+            runs = {short_names([f"run:{d}"])[f"run:{d}"]: points for d, points in rated.items()}
+            plot_ratings(runs, [r for r in ratings if r.agent not in in_runs],
                          out / "ratings.png", "ratings per iteration (openskill)")  # fmt: skip
             plots["ratings"] = "ratings.png"
         labels = {names[s]: agent_label(s) for s in main}
@@ -177,7 +194,8 @@ def run_league(settings: LeagueSettings, out: Path) -> League:
         cooperation = main_result.measures.get("coop_rate")
         dynamics = basins(main_result.agents, main_result.mean_reward, cooperation,
                           settings.starts, settings.seed)  # fmt: skip
-        plot_dynamics(dynamics, out / "replicator.png", f"replicator dynamics, {settings.game}")
+        plot_dynamics(dynamics, out / "replicator.png", f"replicator dynamics, {settings.game}",
+                      short)  # fmt: skip
         plots["replicator"] = "replicator.png"
         league = League(
             settings=_settings_json(settings), faceoff=main_result.to_json(),

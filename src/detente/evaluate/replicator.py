@@ -9,8 +9,10 @@ grow the agents that do better than the population's mean. ``rest_points`` are t
 Nash equilibria of (A, Aᵀ) (nashpy's support enumeration), each with its stability: the
 eigenvalues of the Jacobian restricted to the simplex (all real parts < 0: asymptotically stable;
 some zero: neutral, e.g. two agents that play alike). ``basins`` integrate from ``starts``
-uniform random mixtures (drawn from ``seed``) and group where they end by support (agents above
-1% share): each group's share of the starts is its basin. The basin of cooperation is the share
+uniform random mixtures (drawn from ``seed``) and group where they end by the population's mean
+payoff xᵀ A x (bins of 2% of the matrix's range: agents that play alike drift neutrally among
+themselves, and every mixture of them is one end state); each group's share of the starts is
+its basin, its support the agents above 1% of the group's mean end shares. The basin of cooperation is the share
 of starts that end where the population's cooperation xᵀ C x (C: the face-off's cooperation
 rates, when the game has them) is at least one half.
 """
@@ -133,44 +135,56 @@ def basins(
     if a.shape != (n, n) or not np.isfinite(a).all():
         raise ValueError(f"payoffs must be a finite {n}x{n} matrix")
     rng = np.random.default_rng(seed)
-    groups: dict[tuple[int, ...], list[np.ndarray]] = {}
+    span = float(a.max() - a.min()) or 1.0
+    groups: dict[int, list[np.ndarray]] = {}
     for start in rng.dirichlet(np.ones(n), size=starts):
         end = trajectory(a, start, t_max)[1][-1]
-        groups.setdefault(tuple(np.flatnonzero(end > SUPPORT)), []).append(end)
+        groups.setdefault(round((end @ a @ end - a.min()) / span * 50), []).append(end)
     found = []
-    for support, ends in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+    for _, ends in sorted(groups.items(), key=lambda kv: (-len(kv[1]), -kv[0])):
         mean = np.mean(ends, axis=0)
+        support = [i for i in np.argsort(-mean, kind="stable") if mean[i] > SUPPORT]
         found.append(Basin(
-            [agents[i] for i in support], len(ends) / starts, mean.tolist(), float(mean @ a @ mean),
-            None if c is None else float(mean @ c @ mean),
+            [agents[i] for i in support], len(ends) / starts, mean.tolist(),
+            float(np.mean([e @ a @ e for e in ends])),
+            None if c is None else float(np.mean([e @ c @ e for e in ends])),
         ))  # fmt: skip
     cooperative = None
     if c is not None:
         cooperative = math.fsum(
-            len(ends) for ends in groups.values()
-            if np.mean([e @ c @ e for e in ends]) >= 0.5
-        ) / starts  # fmt: skip
+            b.share_of_starts for b in found if b.cooperation is not None and b.cooperation >= 0.5
+        )
     uniform = trajectory(a, np.full(n, 1.0 / n), t_max)[1][-1]
     return Dynamics(list(agents), a.tolist(), rest_points(a), found, starts, t_max, cooperative,
                     uniform.tolist())  # fmt: skip
 
 
-def plot_dynamics(dynamics: Dynamics, path: Path, title: str) -> Path:
-    """Left: shares over time from the uniform mixture. Right: the basins of the end states."""
+def plot_dynamics(
+    dynamics: Dynamics, path: Path, title: str, names: dict[str, str] | None = None
+) -> Path:
+    """Left: shares over time from the uniform mixture. Right: the basins of the end states
+    (labelled by their three largest shares). ``names``: short labels of the agents."""
     from detente.evaluate.plots import literal, plt
 
+    names = names or {}
+    short = [names.get(agent, agent) for agent in dynamics.agents]
     a = np.asarray(dynamics.payoffs)
     n = len(dynamics.agents)
     times, shares = trajectory(a, np.full(n, 1.0 / n), dynamics.t_max)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, agent in enumerate(dynamics.agents):
-        left.plot(times, shares[:, i], label=literal(agent))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, label in enumerate(short):
+        left.plot(times, shares[:, i], label=literal(label))
     left.set_xlabel("time")
     left.set_ylabel("share of the population")
     left.set_title("from the uniform mixture", fontsize=9)
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     left.grid(alpha=0.3)
-    labels = [literal(" + ".join(b.support)) for b in dynamics.basins]
+    index = {agent: i for i, agent in enumerate(dynamics.agents)}
+    labels = [
+        literal(" + ".join(short[index[x]] for x in b.support[:3])
+                + (" + …" if len(b.support) > 3 else "") + f" (payoff {b.payoff:.2f})")
+        for b in dynamics.basins
+    ]  # fmt: skip
     right.barh(range(len(labels)), [b.share_of_starts for b in dynamics.basins], color="C2")
     right.set_yticks(range(len(labels)), labels=labels, fontsize=7)
     right.invert_yaxis()
