@@ -91,3 +91,28 @@ def test_tournament_ranks_the_agents_among_the_classic_strategies(tmp_path):
     assert all((tmp_path / name).is_file() for name in result.plots.values())
     with pytest.raises(ValueError, match="unknown Axelrod strategy set"):
         tournament(agents, "modern")
+
+
+def test_an_api_agent_and_a_trained_run_play_axelrod_matches(trained_ipd_run):
+    """An ``api:`` agent (a detente bot served over the OpenAI API) scores as Axelrod's own
+    strategy; a ``run:`` agent (the tiny-test model) plays every turn of a seeded match, the
+    same way twice."""
+    from detente.policies.api import ApiConfig, ApiPolicy
+    from detente.policies.bots import make_bot
+    from detente.serve import create_app, serve_in_thread
+
+    with serve_in_thread(create_app(make_bot("ipd", "wsls"), "ipd", make_protocol("ipd"))) as url:
+        api = ApiPolicy(ApiConfig(model="bot:wsls", base_url=url, timeout=5.0))
+        with api:
+            for opponent in (axl.Alternator, axl.TitForTat, axl.Defector):
+                assert axelrod_scores(DetentePlayer(api), opponent()) == axelrod_scores(
+                    axl.WinStayLoseShift(), opponent())
+
+    run = make_agent(f"run:{trained_ipd_run}", "ipd")
+
+    def seeded(seed):
+        match = axl.Match((DetentePlayer(run, "compact", True), axl.Random()), turns=6, seed=seed)
+        return match.play()
+
+    first = seeded(5)
+    assert len(first) == 6 and first == seeded(5)
