@@ -135,7 +135,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}")
     trainer.run()
     print(f"done: {trainer.state.iteration} iterations; metrics in {run_dir / 'metrics.jsonl'}")
+    _print_evaluation(run_dir)
     return 0
+
+
+def _print_evaluation(run_dir: Path) -> None:
+    from detente.evaluate.report import eval_summary, read_metrics
+
+    lines = eval_summary(read_metrics(run_dir))
+    if lines:
+        print("evaluation against the bots (eval.bots; reward per round ± 95% CI over games):")
+        print("\n".join(lines))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -144,6 +154,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     trainer = Trainer.resume(Path(args.run_dir))
     print(f"resuming {args.run_dir} at iteration {trainer.state.iteration}")
     trainer.run()
+    _print_evaluation(Path(args.run_dir))
     return 0
 
 

@@ -176,11 +176,26 @@ class PoolSection(_Strict):
 
 
 class EvalSection(_Strict):
+    """Face-offs of the live policy against scripted bots during training (``Trainer.evaluate``):
+    their numbers go into the metrics line of the iteration as ``eval/BOT/MEASURE``, and the
+    run's report shows them."""
+
     every: int = Field(
-        0, ge=0, description="Face-off against the bots every N iterations (0: end only)."
+        0,
+        ge=0,
+        description="Evaluate against the bots every N iterations and after the last "
+        "(0: after the last only).",
     )
-    bots: list[str] = Field(default_factory=list, description="Bots to evaluate against.")
-    games: int = Field(32, ge=1, description="Games per seat order in evaluations.")
+    bots: list[str] = Field(
+        default_factory=list,
+        description="Bots of the game to evaluate against (as in bot:NAME); none: no evaluation.",
+    )
+    games: int = Field(
+        8,
+        ge=1,
+        description="Games per seat order against each bot (the same games at every "
+        "evaluation); `detente faceoff` gives tighter intervals.",
+    )
 
 
 class VllmSection(_Strict):

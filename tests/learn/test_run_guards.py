@@ -22,7 +22,7 @@ from detente.evaluate.report import read_metrics
 from detente.learn.checkpoint import RunDirError, lock_run
 from detente.learn.trainer import NonFiniteUpdate, Trainer
 
-TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+TIMING = {"rollout_s", "update_s", "eval_s", "tokens_per_s"}
 
 
 def metrics(run_dir: Path) -> list[dict]:

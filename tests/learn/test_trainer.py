@@ -16,7 +16,7 @@ from detente.config import load_config
 from detente.learn.trainer import LIVE, RunDirError, Trainer
 from detente.rollout.records import read_records
 
-TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+TIMING = {"rollout_s", "update_s", "eval_s", "tokens_per_s"}
 
 
 def metrics(run_dir: Path) -> list[dict]:

@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray")
 torch.set_num_threads(1)
 
 ITERATIONS = 2
-TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+TIMING = {"rollout_s", "update_s", "eval_s", "tokens_per_s"}
 
 
 @pytest.fixture(scope="module")

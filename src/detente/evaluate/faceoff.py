@@ -174,3 +174,45 @@ def agent_reply_counts(
                 invalid[seat.agent] += turn.invalid
                 gave_up[seat.agent] += bool(turn.invalid and turn.usage.get("gave_up"))
     return decisions, invalid, gave_up
+
+
+def against_opponents(
+    game_name: str,
+    agent: Policy,
+    opponents: Sequence[Policy],
+    protocol: Protocol,
+    games: int,
+    env_seed: int,
+    sampling_seed: int,
+    config: GameConfig | None = None,
+    invalid: InvalidReplyConfig | None = None,
+) -> dict[str, dict[str, float | None]]:
+    """``agent`` against each opponent, ``games`` games per seat order (game k of every
+    opponent and seat on environment seed ``env_seed + k``), all played in one batch.
+
+    Per opponent name: the agent's mean reward per round (mean over games of both seats) and
+    the 95% CI half-width over games (None from a single game), the opponent's reward, the
+    agent's behaviour measures (``game_measures``) and its invalid-reply rate."""
+    planned = []
+    for j, opponent in enumerate(opponents):
+        for seat in (0, 1):
+            for k in range(games):
+                pair = (agent, opponent) if seat == 0 else (opponent, agent)
+                game = make_game(game_name, config, env_seed + k)
+                planned.append((j, seat, Match(game, pair, f"eval-{j}-{seat}-{k}", group=k)))
+    records = play([m for _, _, m in planned], protocol, invalid, sampling_seed)
+    out: dict[str, dict[str, float | None]] = {}
+    for j, opponent in enumerate(opponents):
+        seats = [(r, s) for (o, s, _), r in zip(planned, records, strict=True) if o == j]
+        mean, half = mean_ci95([r.mean_reward(s) for r, s in seats])
+        turns = [t for r, s in seats for t in r.seats[s].turns]
+        line: dict[str, float | None] = {
+            "reward": mean,
+            "ci95": half if math.isfinite(half) else None,
+            "opponent_reward": math.fsum(r.mean_reward(1 - s) for r, s in seats) / len(seats),
+        }
+        for key, value in game_measures(game_name, seats).items():
+            line[key] = value if math.isfinite(value) else None
+        line["invalid_rate"] = sum(t.invalid for t in turns) / len(turns) if turns else None
+        out[opponent.name] = line
+    return out

@@ -249,6 +249,9 @@ def write_report(
         for key in curve_keys(metrics):
             body.append(img_tag(plot_curves({run_dir.name: metrics}, key, plots / f"{key}.png")))
         body.append("</div>")
+    evaluations = eval_html(metrics, plots)
+    if evaluations:
+        body.append(evaluations)
     if faceoff is None and (run_dir / "faceoff.json").is_file():
         faceoff = read_faceoff(run_dir / "faceoff.json")
     if faceoff:
@@ -259,6 +262,68 @@ def write_report(
         body.extend(transcript_html(r) for r in sample[:transcripts])
     out.write_text(html_page("detente report", body), encoding="utf-8")
     return out
+
+
+def eval_results(metrics: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The evaluations of a run's metrics lines (``eval/BOT/MEASURE`` keys), by bot: one
+    ``{"iteration": ..., MEASURE: ...}`` per evaluation, in order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for line in metrics:
+        by_bot: dict[str, dict[str, Any]] = {}
+        for key, value in line.items():
+            kind, _, rest = key.partition("/")
+            bot, _, measure = rest.rpartition("/")
+            if kind == "eval" and bot:
+                by_bot.setdefault(bot, {"iteration": line["iteration"]})[measure] = value
+        for bot, entry in by_bot.items():
+            out.setdefault(bot, []).append(entry)
+    return out
+
+
+def eval_summary(metrics: Sequence[dict[str, Any]]) -> list[str]:
+    """Terminal lines of the last evaluation: per bot, the agent's reward per round (± 95% CI
+    half-width over games), the bot's, and the behaviour measures."""
+    out = []
+    for bot, entries in eval_results(metrics).items():
+        last = entries[-1]
+        text = ", ".join(
+            f"{k} {v:.2f}" for k, v in last.items()
+            if k not in ("iteration", "reward", "ci95") and isinstance(v, float)
+        )  # fmt: skip
+        reward, half = last.get("reward"), last.get("ci95")
+        shown = "–" if reward is None else f"{reward:.2f}" + (f" ± {half:.2f}" if half else "")
+        out.append(f"  vs {bot} (after iteration {last['iteration'] + 1}): reward {shown}, {text}")
+    return out
+
+
+def eval_html(metrics: Sequence[dict[str, Any]], plots: Path) -> str:
+    """The evaluation section: reward per round against each bot over iterations (a plot with
+    a line per bot), and a table of the last evaluation; empty without evaluations."""
+    results = eval_results(metrics)
+    if not results:
+        return ""
+    plot = plot_curves(
+        {f"vs {bot}": entries for bot, entries in results.items()}, "reward",
+        plots / "eval_reward.png", "reward per round against each bot",
+    )  # fmt: skip
+    measures = sorted({k for es in results.values() for e in es for k in e} - {
+        "iteration", "reward", "ci95", "opponent_reward"})  # fmt: skip
+    rows = []
+    for bot, entries in results.items():
+        last = entries[-1]
+        reward, half = last.get("reward"), last.get("ci95")
+        shown = "–" if reward is None else f"{reward:.2f}" + (
+            f" ± {half:.2f}" if half is not None else "")  # fmt: skip
+        rows.append([bot, last["iteration"], shown, last.get("opponent_reward", "–"),
+                     *(last.get(m, "–") if last.get(m) is not None else "–" for m in measures)])
+    return (
+        "<h2>Evaluation against bots</h2><p>The live policy against each bot (eval.bots), "
+        "eval.games games per seat order, in the prompt style and move rules it trains with; "
+        "reward per round of the trained agent ± the 95% confidence half-width over games. "
+        "The table holds the last evaluation.</p>"
+        + img_tag(plot)
+        + html_table(["bot", "iteration", "reward", "bot's reward", *measures], rows)
+    )
 
 
 def html_page(title: str, body: Sequence[str]) -> str:

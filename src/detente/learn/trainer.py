@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from detente.config import RESUMABLE_KEYS, RunConfig, dump_config, first_difference
+from detente.evaluate.faceoff import against_opponents
 from detente.evaluate.metrics import game_measures, reward_measures
 from detente.games import make_game
 from detente.learn.batch import CreditSettings, TokenSequence, seat_credits, token_sequences
@@ -60,6 +61,7 @@ from detente.lm.engine import Engine
 from detente.lm.models import load_engine, precision, usable_device
 from detente.policies.agents import make_agent, share_batcher
 from detente.policies.base import Policy
+from detente.policies.bots import make_bot
 from detente.policies.lm import LMBatcher, LMPolicy
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord, write_records
@@ -77,11 +79,14 @@ class Purpose(IntEnum):
     ROLLOUT = 2  # the rollout's sampling seed
     SEATS = 3  # the opponent draws of the pool
     DROPOUT = 4  # LoRA dropout of the update; keyed further by learner rank and mini-batch
+    EVAL = 5  # the evaluation against eval.bots; keyed further by 0 (games) or 1 (sampling)
 
 
 def iteration_seed(seed: int, iteration: int, purpose: Purpose, *keys: int) -> int:
     """derive_seed(seed, iteration, purpose, *keys): each purpose takes a fixed number of
-    further keys (ENV: the group; ROLLOUT, SEATS: none; DROPOUT: rank and mini-batch), so no two
+    further keys (ENV: the group; ROLLOUT, SEATS: none; DROPOUT: rank and mini-batch; EVAL: 0 for the
+    games, keyed with iteration 0 so that every evaluation plays the same games, 1 for the
+    sampling), so no two
     seeds of a run share keys."""
     return derive_seed(seed, iteration, int(purpose), *keys)
 
@@ -150,6 +155,7 @@ class Trainer:
         self.opponent = (
             make_agent(config.train.opponent, config.game.name) if config.train.opponent else None
         )
+        self.eval_bots = [make_bot(config.game.name, name) for name in config.eval.bots]
         self.state = TrainState(iteration=0)
         self.lock: RunLock | None = None  # held by create() and resume() (main learner)
         self.snapshots = ResidentPool(self.engine, run_dir / "pool", config.pool.resident)
@@ -414,6 +420,10 @@ class Trainer:
         stats = self.update(records)
         t2 = time.perf_counter()
         metrics = self._metrics(iteration, records, stats, rollout_s=t1 - t0, update_s=t2 - t1)
+        if self.dp.main and self.evaluates(iteration):
+            t3 = time.perf_counter()
+            metrics.update(self.evaluate(iteration))
+            metrics["eval_s"] = time.perf_counter() - t3
         if self.dp.main:
             line = json.dumps(metrics, allow_nan=False)  # ±inf is an error, never `Infinity`
             write_records(self.run_dir / "transcripts" / f"iter-{iteration:06d}.jsonl.gz", records)
@@ -432,6 +442,31 @@ class Trainer:
                 self.optimizer, config_text=dump_config(self.config),
             )
         return metrics
+
+    def evaluates(self, iteration: int) -> bool:
+        """Whether iteration ``iteration`` ends with an evaluation: every ``eval.every``
+        iterations and after the last (``eval.every`` 0: after the last only), where
+        ``eval.bots`` names any."""
+        every, last = self.config.eval.every, iteration + 1 == self.config.train.iterations
+        return bool(self.eval_bots) and (last or (every > 0 and (iteration + 1) % every == 0))
+
+    def evaluate(self, iteration: int) -> dict[str, float | None]:
+        """The live policy against each of ``eval.bots``, ``eval.games`` games per seat order,
+        in the training protocol and reply rules (the same games at every evaluation); flat
+        keys ``eval/BOT/MEASURE`` (``against_opponents``). Played here, on the trainer's
+        engine, whatever ``runtime`` plays the training games."""
+        seed = self.config.seed
+        results = against_opponents(
+            self.config.game.name, self.live, self.eval_bots, self.protocol,
+            self.config.eval.games, iteration_seed(seed, 0, Purpose.EVAL, 0),
+            iteration_seed(seed, iteration, Purpose.EVAL, 1), self.game_config,
+            self.config.invalid,
+        )  # fmt: skip
+        return {
+            f"eval/{name.removeprefix('bot:')}/{key}": value
+            for name, line in results.items()
+            for key, value in line.items()
+        }
 
     def _metrics(
         self, iteration: int, records: list[GameRecord], stats: UpdateStats, **seconds: float
