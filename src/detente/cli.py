@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from detente.games import GAMES, PLAYER_NAMES, make_game
-from detente.policies.agents import make_agent
+from detente.games import GAMES, PLAYER_NAMES, game_type, make_game
+from detente.policies.agents import PlaySettings, as_trained, make_agent
 from detente.protocol import Style, make_protocol
 from detente.rollout.records import write_records
 from detente.rollout.runner import InvalidReplyConfig, games_progress
@@ -44,6 +44,15 @@ def _writing(path: Path) -> Path:
     return path
 
 
+def _play_settings(specs: Sequence[str], args: argparse.Namespace) -> PlaySettings:
+    """Style, move constraint and game options: as the ``run:`` agents were trained, unless
+    ``--style`` / ``--constrain-moves`` say otherwise; where they came from, printed."""
+    settings = as_trained(specs, args.style, _constraint(args))
+    for note in settings.notes:
+        print(note)
+    return settings
+
+
 def cmd_faceoff(args: argparse.Namespace) -> int:
     from detente.evaluate.faceoff import faceoff
 
@@ -52,7 +61,8 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
         for flag in ("json", "csv", "heatmap", "transcripts")
     }
     specs = [s.strip() for s in args.agents.split(",") if s.strip()]
-    protocol = make_protocol(args.game, args.style)
+    settings = _play_settings(specs, args)
+    protocol = make_protocol(args.game, settings.style)
     with ExitStack() as stack:
         agents = [stack.enter_context(make_agent(spec, args.game)) for spec in specs]
         bar, update = games_progress("face-off")
@@ -63,7 +73,8 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
                 protocol,
                 args.games,
                 args.seed,
-                invalid=InvalidReplyConfig(constrain_moves=args.constrain_moves),
+                config=game_type(args.game).config_type(**settings.options),
+                invalid=InvalidReplyConfig(constrain_moves=settings.constrain_moves),
                 on_step=update,
             )
     print(
@@ -100,14 +111,16 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     transcript = output_path(args.transcript, "--transcript")
     human = HumanPolicy()
+    settings = _play_settings([args.opponent], args)
     opponent = make_agent(args.opponent, args.game)
     seat = 0 if args.seat == "alice" else 1
     policies = (human, opponent) if seat == 0 else (opponent, human)
-    game = make_game(args.game, None, args.seed)
-    protocol = make_protocol(args.game, Style.FULL)
+    game = make_game(args.game, game_type(args.game).config_type(**settings.options), args.seed)
+    protocol = make_protocol(args.game, settings.style)
+    invalid = InvalidReplyConfig(constrain_moves=settings.constrain_moves)
     print(f"detente play: {args.game} against {opponent.name}. Type /quit (or Ctrl-C) to stop.")
     try:
-        (record,) = play([Match(game, policies, "play-0")], protocol, seed=args.seed)
+        (record,) = play([Match(game, policies, "play-0")], protocol, invalid, seed=args.seed)
     except (HumanQuit, KeyboardInterrupt):
         print("\nStopped. Bye.")
         return 0
@@ -119,6 +132,11 @@ def cmd_play(args: argparse.Namespace) -> int:
         f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
         f"{opponent.name} {totals[1 - seat]:g}"
     )
+    turns = record.seats[1 - seat].turns
+    invalid_turns = sum(t.invalid for t in turns)
+    if invalid_turns:
+        print(f"{opponent.name}: {invalid_turns} of {len(turns)} replies did not parse (after "
+              "the retries; the default move or an empty message was played)")  # fmt: skip
     if transcript:
         write_records(transcript, [record])
         print(f"wrote {args.transcript}")
@@ -186,9 +204,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     names = ("max_body_bytes", "max_messages", "max_prompt_chars", "request_timeout", "max_pending")
     limits = ServeLimits(**{n: getattr(args, n) for n in names if getattr(args, n) is not None})
+    settings = _play_settings([args.agent], args)
     serve(
-        args.agent, args.game, args.host, args.port, args.style, args.api_key_env, args.seed,
-        limits,
+        args.agent, args.game, args.host, args.port, settings.style, args.api_key_env, args.seed,
+        limits, settings.constrain_moves,
     )  # fmt: skip
     return 0
 
@@ -365,18 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     games = sorted(GAMES)
 
+    def trained_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--style", choices=[s.value for s in Style],
+                       help="prompt style (default: as the run: agents were trained; full "
+                       "without runs)")  # fmt: skip
+        p.add_argument("--constrain-moves", nargs="?", const="on", choices=["on", "off"],
+                       help="sample language models' moves format-constrained from the first "
+                       "try (default: as the run: agents were trained, e.g. on for the CPU "
+                       "presets; off without runs; the bare flag: on)")  # fmt: skip
+
     p = sub.add_parser("faceoff", help="every pair of agents, both seats, N games each")
     p.add_argument("--game", required=True, choices=games)
     p.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. bot:grim")
     p.add_argument("--games", type=int, default=100, help="games per seat order of each pair")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
-    p.add_argument(
-        "--constrain-moves",
-        action="store_true",
-        help="sample language models' moves format-constrained from the first try (as runs "
-        "trained with invalid.constrain_moves, e.g. the CPU presets, were)",
-    )
+    trained_flags(p)
     p.add_argument("--json", help="write the matrix as JSON here")
     p.add_argument("--csv", help="write the cells (reward, CI, behaviour measures) as CSV here")
     p.add_argument("--heatmap", help="write the matrix as a PNG heatmap here")
@@ -388,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponent", required=True, help="agent spec, e.g. bot:tit-for-tat")
     p.add_argument("--seat", choices=["alice", "bob"], default="alice")
     p.add_argument("--seed", type=int, default=0)
+    trained_flags(p)
     p.add_argument("--transcript", help="write the game as gzipped JSON lines here")
     p.set_defaults(func=cmd_play)
 
@@ -411,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", required=True, choices=games)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--style", choices=[s.value for s in Style], default=Style.FULL.value)
+    trained_flags(p)
     p.add_argument("--api-key-env", help="require the key held in this environment variable")
     p.add_argument("--seed", type=int, default=0, help="seeds requests that send none")
     for flag, kind, meaning in [

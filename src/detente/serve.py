@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import uvicorn
@@ -215,8 +215,10 @@ def create_app(
     api_key: str | None = None,
     seed: int = 0,
     limits: ServeLimits | None = None,
+    constrain_moves: bool = False,
 ) -> FastAPI:
-    """The app serving ``policy`` for ``game``. With ``api_key``, requests must bear it.
+    """The app serving ``policy`` for ``game``. With ``api_key``, requests must bear it; with
+    ``constrain_moves``, move requests are sampled format-constrained where ``policy`` can.
 
     Requests without a ``seed`` get ``derive_seed(seed, n)`` for the n-th request served.
     """
@@ -259,6 +261,8 @@ def create_app(
         body = parse_chat(await http.body(), limits)
         fallback_seed = derive_seed(seed, next(counter))
         request = _request(body, policy, game, protocol, fallback_seed)
+        if constrain_moves and request.kind is Kind.MOVE and policy.supports_constrained:
+            request = replace(request, constrained=True)
         reply = await agent.reply(request)
         prompt_tokens = reply.usage.get("prompt_tokens", 0)
         completion_tokens = reply.usage.get("completion_tokens", 0)
@@ -500,8 +504,11 @@ def serve(
     api_key_env: str | None = None,
     seed: int = 0,
     limits: ServeLimits | None = None,
+    constrain_moves: bool = False,
 ) -> None:
-    """Serve the agent ``agent`` (a spec) for ``game`` until interrupted.
+    """Serve the agent ``agent`` (a spec) for ``game`` until interrupted; with
+    ``constrain_moves``, moves (requests of kind move) are sampled format-constrained where the
+    agent supports it (as runs trained with ``invalid.constrain_moves`` were).
 
     With ``api_key_env``, requests must bear the key held in that environment variable. The
     address is bound first: "serving at" is printed only once it is listening.
@@ -511,7 +518,9 @@ def serve(
         raise ValueError(f"${api_key_env} (the server's API key) is not set")
     sock = bind(host, port)
     with sock, make_agent(agent, game) as policy:
-        app = create_app(policy, game, make_protocol(game, style), api_key, seed, limits)
+        app = create_app(
+            policy, game, make_protocol(game, style), api_key, seed, limits, constrain_moves
+        )
         if not is_loopback(host):
             print(
                 f"warning: listening on {host}, reachable from other machines"

@@ -134,9 +134,10 @@ def test_cli_faceoff_of_a_trained_run(trained_ipd_run, tmp_path, capsys):
     for matrix in (data["mean_reward"], data["ci95"], *data["measures"].values()):
         assert len(matrix) == 3 and all(len(row) == 3 for row in matrix)
     assert all(v is not None for row in data["measures"]["coop_rate"] for v in row)
-    # bot against bot, 10 rounds: tit-for-tat is exploited once, then both defect
+    # bot against bot, in the run's 3-round games (its game options): tit-for-tat is exploited
+    # once, then both defect
     bot_cells = [row[1:] for row in data["mean_reward"][1:]]
-    assert np.allclose(bot_cells, [[3.0, 0.9], [1.4, 1.0]])
+    assert np.allclose(bot_cells, [[3.0, 2 / 3], [7 / 3, 1.0]])
     assert np.allclose([row[1:] for row in data["ci95"][1:]], 0.0)
     # against always-defect every round pays S = 0 or P = 1; always-defect earns P = 1 or T = 5
     assert 0.0 <= data["mean_reward"][0][2] <= 1.0 <= data["mean_reward"][2][0] <= 5.0

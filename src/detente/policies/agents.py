@@ -6,12 +6,18 @@ iteration),
 ``api:MODEL@BASE_URL[#key=value&...]`` (an OpenAI-compatible API; see ``policies/api.py``),
 ``human``.
 Language-model agents on the same base model share one engine, hence one batch per step.
+
+A ``run:`` agent plays as it was trained: it samples with the run's ``sampling`` settings, and
+``as_trained`` gives the prompt style, move constraint and game options its run used, which
+``faceoff``, ``play`` and ``serve`` take unless a flag says otherwise (and then say so).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +33,27 @@ def share_batcher(model: str, batcher: Any) -> None:
     _BATCHERS[model] = batcher
 
 
-def _batcher(model: str) -> Any:
+def _batcher(model: str, sampling: Any = None) -> Any:
+    """The batcher of ``model`` (one engine per base model); with ``sampling`` (a config's
+    ``SamplingSection``), one over the same engine that samples so."""
+    from detente.games.base import Kind
     from detente.lm.models import load_engine
+    from detente.lm.types import SamplingParams
     from detente.policies.lm import LMBatcher
 
     if model not in _BATCHERS:
         _BATCHERS[model] = LMBatcher(load_engine(model))
-    return _BATCHERS[model]
+    if sampling is None:
+        return _BATCHERS[model]
+    key = f"{model}|{sampling.model_dump_json()}"
+    if key not in _BATCHERS:
+        _BATCHERS[key] = LMBatcher.with_sampling(_BATCHERS[model].engine, {
+            Kind.MESSAGE: SamplingParams(sampling.temperature, sampling.top_p,
+                                         sampling.max_message_tokens),
+            Kind.MOVE: SamplingParams(sampling.temperature, sampling.top_p,
+                                      sampling.max_move_tokens),
+        })  # fmt: skip
+    return _BATCHERS[key]
 
 
 def _lm_agent(game: str, model: str) -> Policy:
@@ -76,24 +96,90 @@ def _run_adapter(run_dir: Path, iteration: str) -> Path:
     return available[int(iteration)]
 
 
-def _run_agent(game: str, argument: str) -> Policy:
-    """The adapter of a training run: ``RUN_DIR`` (latest) or ``RUN_DIR@ITERATION``."""
+def run_config_of(run_dir: Path) -> Any:
+    """The validated ``config.yaml`` of a run directory, or a one-line error naming it."""
     from detente.config import read_yaml, validate
+
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        if not run_dir.exists():
+            raise ValueError(f"{run_dir}: no such run directory")
+        raise ValueError(f"{run_dir} is not a training run (no config.yaml)")
+    try:
+        return validate(read_yaml(config_path))
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class PlaySettings:
+    """How games are put to the agents: prompt style, moves format-constrained from the first
+    try, the game's options; ``notes`` say where they came from (for the terminal)."""
+
+    style: str
+    constrain_moves: bool
+    options: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def as_trained(
+    specs: Sequence[str], style: str | None = None, constrain_moves: bool | None = None
+) -> PlaySettings:
+    """The settings the ``run:`` agents among ``specs`` were trained with (style, constrained
+    moves, game options); ``style`` / ``constrain_moves`` (flags) override them, with a note
+    where they differ from a run's. Without runs: the full style, unconstrained, default game.
+    Runs trained differently need the flags (a one-line error otherwise): one game has one
+    protocol."""
+    trained: dict[str, tuple[str, bool, str]] = {}
+    for spec in specs:
+        kind, _, argument = spec.partition(":")
+        if kind == "run":
+            config = run_config_of(Path(argument.partition("@")[0]))
+            trained[spec] = (config.game.style.value, config.invalid.constrain_moves,
+                             json.dumps(config.game.options, sort_keys=True))  # fmt: skip
+    kinds = set(trained.values())
+    if not kinds:
+        return PlaySettings(style or "full", bool(constrain_moves), {})
+    if len({(s, c) for s, c, _ in kinds}) > 1 and (style is None or constrain_moves is None):
+        listing = "; ".join(f"{k}: style {s}, constrained moves {'on' if c else 'off'}"
+                            for k, (s, c, _) in trained.items())  # fmt: skip
+        raise ValueError(f"the runs were trained differently ({listing}): give --style and "
+                         "--constrain-moves")  # fmt: skip
+    run_style, run_constrain, _ = next(iter(kinds))
+    options = {o for _, _, o in kinds}
+    notes = []
+    chosen_style = style or run_style
+    chosen_constrain = run_constrain if constrain_moves is None else constrain_moves
+    names = ", ".join(trained)
+    if style is None and constrain_moves is None:
+        notes.append(f"style {chosen_style}, constrained moves "
+                     f"{'on' if chosen_constrain else 'off'}: as {names} trained (override with "
+                     "--style, --constrain-moves)")  # fmt: skip
+    for spec, (s, c, _) in trained.items():
+        if style is not None and style != s:
+            notes.append(f"note: --style {style}, but {spec} was trained with {s}")
+        if constrain_moves is not None and constrain_moves != c:
+            notes.append(f"note: --constrain-moves {'on' if constrain_moves else 'off'}, but "
+                         f"{spec} was trained with it {'on' if c else 'off'}")  # fmt: skip
+    if len(options) > 1:
+        notes.append("note: the runs were trained with different game options; playing the "
+                     "game's defaults")  # fmt: skip
+    chosen_options = json.loads(options.pop()) if len(options) == 1 else {}
+    return PlaySettings(chosen_style, chosen_constrain, chosen_options, tuple(notes))
+
+
+def _run_agent(game: str, argument: str) -> Policy:
+    """The adapter of a training run: ``RUN_DIR`` (latest) or ``RUN_DIR@ITERATION``, sampling
+    with the run's ``sampling`` settings."""
     from detente.policies.lm import LMPolicy
 
     run_text, _, iteration = argument.partition("@")
     run_dir = Path(run_text)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise ValueError(f"{run_dir} is not a training run (no config.yaml)")
-    try:
-        run_config = validate(read_yaml(config_path))
-    except ValueError as error:
-        raise ValueError(f"{config_path}: {error}") from None
+    run_config = run_config_of(run_dir)
     if run_config.game.name != game:
         raise ValueError(f"{run_dir} was trained on {run_config.game.name}, not {game}")
     folder = _run_adapter(run_dir, iteration)
-    batcher = _batcher(run_config.model.name)
+    batcher = _batcher(run_config.model.name, run_config.sampling)
     adapter = "run_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     if adapter not in batcher.engine.adapter_names():
         batcher.engine.load_adapter(adapter, folder)
