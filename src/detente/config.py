@@ -198,6 +198,21 @@ class EvalSection(_Strict):
     )
 
 
+class LoggingSection(_Strict):
+    """Where a run's metrics go besides ``metrics.jsonl`` (``learn/tracking.py``)."""
+
+    backends: list[Literal["tensorboard", "wandb", "trackio"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="tensorboard: event files in RUN_DIR/tensorboard (the tracking extra; "
+        "without it a warning, and none); wandb, trackio: their own packages, an error "
+        "without them (WANDB_MODE=offline works offline); []: metrics.jsonl only.",
+    )
+    project: str = Field("detente", description="The W&B / trackio project.")
+    text_games: int = Field(
+        1, ge=0, description="Games of each iteration logged as text (TensorBoard, W&B)."
+    )
+
+
 class VllmSection(_Strict):
     gpu_memory: float = Field(
         0.5,
@@ -280,6 +295,7 @@ class RunConfig(_Strict):
     pool: PoolSection = PoolSection()
     invalid: InvalidReplyConfig = InvalidReplyConfig()
     eval: EvalSection = EvalSection()
+    logging: LoggingSection = LoggingSection()
     runtime: RuntimeSection = RuntimeSection()
     checkpoint_every: int = Field(1, ge=1, description="Checkpoint the run every N iterations.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
@@ -392,6 +408,7 @@ RESUMABLE_KEYS = (
     "runtime.cpus_per_worker",
     "runtime.gpus_per_worker",
     "runtime.max_replays",
+    "logging",
 )
 
 

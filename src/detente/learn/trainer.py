@@ -57,6 +57,7 @@ from detente.learn.distributed import DataParallel
 from detente.learn.loss import token_loss
 from detente.learn.pool import ResidentPool, waves
 from detente.learn.scoring import action_logprobs, pad_batch
+from detente.learn.tracking import Tracker, make_trackers
 from detente.lm.engine import Engine
 from detente.lm.models import load_engine, precision, usable_device
 from detente.policies.agents import make_agent, share_batcher
@@ -158,6 +159,7 @@ class Trainer:
         self.eval_bots = [make_bot(config.game.name, name) for name in config.eval.bots]
         self.state = TrainState(iteration=0)
         self.lock: RunLock | None = None  # held by create() and resume() (main learner)
+        self.trackers: list[Tracker] = []  # logging.backends, while run() runs
         self.snapshots = ResidentPool(self.engine, run_dir / "pool", config.pool.resident)
         train = config.train
         self.credit_settings = CreditSettings(
@@ -406,11 +408,17 @@ class Trainer:
             total=config.train.iterations, initial=start, desc=f"train {config.game.name} "
             f"{config.train.method}", unit="it", disable=not progress,
         )
-        with bar:
-            for iteration in range(start, config.train.iterations):
-                metrics = self.iteration(iteration)
-                bar.update(1)
-                bar.set_postfix(_postfix(metrics))
+        self.trackers = make_trackers(config, self.run_dir, start) if self.dp.main else []
+        try:
+            with bar:
+                for iteration in range(start, config.train.iterations):
+                    metrics = self.iteration(iteration)
+                    bar.update(1)
+                    bar.set_postfix(_postfix(metrics))
+        finally:
+            for tracker in self.trackers:
+                tracker.close()
+            self.trackers = []
 
     def iteration(self, iteration: int) -> dict[str, Any]:
         """Play, learn, record, checkpoint one iteration; returns its metrics line."""
@@ -429,6 +437,8 @@ class Trainer:
             write_records(self.run_dir / "transcripts" / f"iter-{iteration:06d}.jsonl.gz", records)
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(line + "\n")
+            for tracker in self.trackers:
+                tracker.log(iteration, metrics, records)
         self.state.iteration = iteration + 1
         pool = self.config.pool
         if pool.enabled and self.state.iteration % pool.every == 0:
