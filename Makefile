@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 # The test and benchmark tools (pytest, ruff, hypothesis, Ray for the scale-out tests) and the
 # league extra (its tests are in the suite).
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev,league,tracking]'
+	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev,league]'
 	$(COMPILE)
 	touch $(DEV_STAMP)
 
