@@ -135,7 +135,7 @@ def test_the_league_extra_keeps_the_cpu_torch() -> None:
         if canonicalize_name(Requirement(text).name) == "torch"
     ]
     assert asked and all(r.specifier.contains(torch, prereleases=True) for r in asked)
-    assert "'.[dev,league]'" in (ROOT / "Makefile").read_text()
+    assert "'.[dev,league,tracking]'" in (ROOT / "Makefile").read_text()
 
 
 def test_the_declared_low_end_is_the_tested_one() -> None:
@@ -162,3 +162,12 @@ def test_every_install_in_the_makefile_uses_the_lock() -> None:
     for line in lines:
         assert "-c $(LOCK)" in line or "--no-deps" in line, line
     assert "LOCK    := constraints/cpu.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_the_tracking_extra_keeps_the_cpu_torch_and_is_installed_for_tests() -> None:
+    """The tracking extra (TensorBoard) names no torch, is locked, and `make test` installs it
+    (tests/learn/test_tracking.py reads its event files)."""
+    names = {canonicalize_name(r.name) for r in requirements("tracking")}
+    assert names == {"tensorboard"}
+    assert "tensorboard" in pins(CONSTRAINTS / "cpu.txt")
+    assert "'.[dev,league,tracking]'" in (ROOT / "Makefile").read_text()
