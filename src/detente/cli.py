@@ -531,8 +531,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """The command line shows detente's own output: the libraries' deprecation notices and
+    info logs (transformers, peft, torch, TensorBoard) are silenced; errors still show."""
+    import logging
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        for module in ("transformers", "peft", "torch", "tensorboard", "accelerate"):
+            warnings.filterwarnings("ignore", category=category, module=module)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("transformers", "peft", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_libraries()
     try:
         return args.func(args)
     except (ValueError, RuntimeError, OSError, ImportError) as error:  # one line, no traceback

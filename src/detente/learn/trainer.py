@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
@@ -160,6 +161,7 @@ class Trainer:
         self.state = TrainState(iteration=0)
         self.lock: RunLock | None = None  # held by create() and resume() (main learner)
         self.trackers: list[Tracker] = []  # logging.backends, while run() runs
+        self.on_phase: Callable[[str], None] = lambda phase: None  # progress within an iteration
         self.snapshots = ResidentPool(self.engine, run_dir / "pool", config.pool.resident)
         train = config.train
         self.credit_settings = CreditSettings(
@@ -402,19 +404,28 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> None:
+        """Iterations up to ``train.iterations``. ``progress``: a bar on a terminal, else (a
+        file, a pipe) one plain line per iteration on standard output."""
         config = self.config
         start = self.state.iteration
+        terminal = progress and sys.stderr.isatty()
         bar = tqdm(
             total=config.train.iterations, initial=start, desc=f"train {config.game.name} "
-            f"{config.train.method}", unit="it", disable=not progress,
+            f"{config.train.method}", unit="it", disable=not terminal,
         )
         self.trackers = make_trackers(config, self.run_dir, start) if self.dp.main else []
         try:
+            if terminal:
+                self.on_phase = lambda phase: bar.set_postfix_str(phase, refresh=True)
             with bar:
                 for iteration in range(start, config.train.iterations):
+                    t0 = time.perf_counter()
                     metrics = self.iteration(iteration)
                     bar.update(1)
                     bar.set_postfix(_postfix(metrics))
+                    if progress and not terminal and self.dp.main:
+                        print(iteration_line(metrics, config.train.iterations,
+                                             time.perf_counter() - t0), flush=True)  # fmt: skip
         finally:
             for tracker in self.trackers:
                 tracker.close()
@@ -423,13 +434,16 @@ class Trainer:
     def iteration(self, iteration: int) -> dict[str, Any]:
         """Play, learn, record, checkpoint one iteration; returns its metrics line."""
         t0 = time.perf_counter()
+        self.on_phase(f"iteration {iteration + 1}: playing")
         records = self.rollout(iteration)
         t1 = time.perf_counter()
+        self.on_phase(f"iteration {iteration + 1}: learning")
         stats = self.update(records)
         t2 = time.perf_counter()
         metrics = self._metrics(iteration, records, stats, rollout_s=t1 - t0, update_s=t2 - t1)
         if self.dp.main and self.evaluates(iteration):
             t3 = time.perf_counter()
+            self.on_phase(f"iteration {iteration + 1}: evaluating against the bots")
             metrics.update(self.evaluate(iteration))
             metrics["eval_s"] = time.perf_counter() - t3
         if self.dp.main:
@@ -530,6 +544,12 @@ def _check_same_config(run_dir: Path, folder: Path, config: RunConfig) -> None:
 def _chunks(items: list[TokenSequence], size: int) -> list[list[TokenSequence]]:
     ordered = sorted(items, key=lambda s: len(s.tokens))  # similar lengths pad less
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def iteration_line(metrics: dict[str, Any], iterations: int, seconds: float) -> str:
+    """The plain progress line of an iteration (output that is not a terminal)."""
+    shown = " ".join(f"{k} {v}" for k, v in _postfix(metrics).items())
+    return f"iteration {metrics['iteration'] + 1}/{iterations}: {shown} ({seconds:.1f} s)"
 
 
 def _postfix(metrics: dict[str, Any]) -> dict[str, str]:
