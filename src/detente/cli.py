@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from detente.games import GAMES, PLAYER_NAMES, game_type, make_game
 from detente.policies.agents import PlaySettings, as_trained, make_agent
@@ -151,10 +152,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.out or f"runs/{Path(args.config).stem}-s{config.seed}")
     trainer = Trainer.create(config, run_dir)
     print(f"run directory: {run_dir}")
-    trainer.run()
+    if not _run_until_stopped(trainer, run_dir):
+        return 130
     print(f"done: {trainer.state.iteration} iterations; metrics in {run_dir / 'metrics.jsonl'}")
     _print_evaluation(run_dir)
     return 0
+
+
+def _run_until_stopped(trainer: Any, run_dir: Path) -> bool:
+    """``trainer.run()``; Ctrl-C is one line saying where the run stopped and how to go on
+    (False then)."""
+    from detente.learn.checkpoint import latest_checkpoint, load_state
+
+    try:
+        trainer.run()
+        return True
+    except KeyboardInterrupt:
+        trainer.close()
+        folder = latest_checkpoint(run_dir)
+        done = load_state(folder).iteration if folder is not None else 0
+        print(f"\nstopped at iteration {done} of {trainer.config.train.iterations} (the last "
+              f"checkpoint); continue with `detente resume {run_dir}`", file=sys.stderr)  # fmt: skip
+        return False
 
 
 def _print_evaluation(run_dir: Path) -> None:
@@ -171,7 +190,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     trainer = Trainer.resume(Path(args.run_dir))
     print(f"resuming {args.run_dir} at iteration {trainer.state.iteration}")
-    trainer.run()
+    if not _run_until_stopped(trainer, Path(args.run_dir)):
+        return 130
     _print_evaluation(Path(args.run_dir))
     return 0
 
@@ -185,6 +205,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not target.exists():
         raise ValueError(f"{target}: no such run directory or transcript")
     if target.is_dir():
+        if not any((target / name).exists() for name in ("config.yaml", "metrics.jsonl")):
+            raise ValueError(f"{target} holds no run (no config.yaml or metrics.jsonl); give a "
+                             "run directory (see `detente train`) or a .jsonl.gz transcript")  # fmt: skip
         path = write_report(target, out)
     else:  # a transcript file (e.g. from `detente play --transcript`)
         out = out or target.with_suffix("").with_suffix(".html")

@@ -147,6 +147,16 @@ BACKENDS: dict[str, tuple[type, str, str]] = {  # name -> (class, module, how to
 }
 
 
+def check_backends(config: RunConfig) -> None:
+    """An error naming the install for a backend asked for by name whose package is missing
+    (before any work; TensorBoard, the default, only warns, in ``make_trackers``)."""
+    for name in config.logging.backends:
+        _, module, install = BACKENDS[name]
+        if name != "tensorboard" and importlib.util.find_spec(module) is None:
+            raise RuntimeError(f"logging.backends has {name}, but {module} is not installed "
+                               f"({install})")  # fmt: skip
+
+
 def make_trackers(config: RunConfig, run_dir: Path, start: int) -> list[Tracker]:
     """The trackers of ``logging.backends`` for a run starting (or resuming) at ``start``.
     TensorBoard without its package is a warning (it is the default); a backend asked for by

@@ -58,7 +58,7 @@ from detente.learn.distributed import DataParallel
 from detente.learn.loss import token_loss
 from detente.learn.pool import ResidentPool, waves
 from detente.learn.scoring import action_logprobs, pad_batch
-from detente.learn.tracking import Tracker, make_trackers
+from detente.learn.tracking import Tracker, check_backends, make_trackers
 from detente.lm.engine import Engine
 from detente.lm.models import load_engine, precision, usable_device
 from detente.policies.agents import make_agent, share_batcher
@@ -128,6 +128,7 @@ class Trainer:
     """Owns the engine, the live adapter, the optimizer and the run directory."""
 
     def __init__(self, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> None:
+        check_backends(config)
         self.config = config
         self.run_dir = run_dir
         self.dp = DataParallel.from_env()
@@ -173,12 +174,20 @@ class Trainer:
     # ---- run directory -----------------------------------------------------------------------
     @classmethod
     def create(cls, config: RunConfig, run_dir: Path, engine: Engine | None = None) -> Trainer:
-        """A new run; an existing non-empty directory is never overwritten."""
+        """A new run; an existing non-empty directory is never overwritten. A failure before
+        the trainer is made (e.g. a model that cannot be loaded, a bot misspelled in eval.bots)
+        removes what this call wrote (``config.yaml``, the lock file, the folders it made), so
+        the corrected command can use the same directory."""
         lock = None
+        made: list[Path] = []  # folders this call created, innermost first
         if DataParallel.from_env().main:  # data-parallel peers write nothing
             if run_dir.exists() and not run_dir.is_dir():
                 raise RunDirError(f"{run_dir} is a file, not a run directory")
             _check_empty(run_dir)
+            folder = run_dir
+            while not folder.exists():
+                made.append(folder)
+                folder = folder.parent
             run_dir.mkdir(parents=True, exist_ok=True)
             lock = lock_run(run_dir)
             try:
@@ -191,7 +200,12 @@ class Trainer:
             trainer = cls(config, run_dir, engine)
         except BaseException:
             if lock is not None:
+                (run_dir / "config.yaml").unlink(missing_ok=True)
+                (run_dir / ".lock").unlink(missing_ok=True)
                 lock.release()
+                for folder in made:
+                    if folder.is_dir() and not any(folder.iterdir()):
+                        folder.rmdir()
             raise
         trainer.lock = lock
         return trainer
