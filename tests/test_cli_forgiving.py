@@ -53,3 +53,40 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_go_on(tmp_path, tiny_overr
     assert line.endswith(f"continue with `detente resume {run}`")
     done = int(line.split()[3])
     assert done >= 1 and (run / "checkpoints" / f"iter-{done:06d}").is_dir()
+
+
+def test_default_run_names_name_the_overrides():
+    from detente.cli import default_run_dir
+
+    assert default_run_dir("ipd-adalign-tiny", [], 0) == "runs/ipd-adalign-tiny-s0"
+    assert default_run_dir("ipd-adalign-tiny", ["train.lr=1e-4", "seed=3"], 3) == (
+        "runs/ipd-adalign-tiny-lr1e-4-s3")  # fmt: skip
+    # a key a resumed run may change does not make another run
+    assert default_run_dir("ipd-adalign-tiny", ["train.iterations=40"], 0) == (
+        "runs/ipd-adalign-tiny-s0")  # fmt: skip
+    a = default_run_dir("exploit-ipd", ["target=bot:grim"], 0)
+    b = default_run_dir("exploit-ipd", ["target=bot:tit-for-tat"], 0)
+    assert a != b and "grim" in a
+    long = default_run_dir("x", [f"game.options.k{i}=1" for i in range(30)], 0)
+    assert len(long) < 40
+
+
+def test_resume_is_advised_only_for_the_same_run_and_extends_a_finished_one(
+    tmp_path, tiny_overrides, capsys
+):
+    run = tmp_path / "run"
+    base = ["train", "ipd-naive-tiny", *tiny_overrides, "eval.bots=[]", "logging.backends=[]"]
+    out = ["--out", str(run)]
+    assert main([*base, "train.iterations=1", *out]) == 0
+    capsys.readouterr()
+    assert main([*base, "train.iterations=1", "train.lr=0.5", *out]) == 1
+    line = error_line(capsys)
+    assert "holds another run (first difference: train.lr" in line and "detente resume" not in line
+    assert main([*base, "train.iterations=2", *out]) == 1
+    assert f"continue it with `detente resume {run} train.iterations=2`" in error_line(capsys)
+    assert main(["resume", str(run), "train.lr=0.5"]) == 1
+    assert "train.lr may not" in error_line(capsys)
+    assert main(["resume", str(run), "train.iterations=2"]) == 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "train:\n" in (run / "config.yaml").read_text()
+    assert "iterations: 2" in (run / "config.yaml").read_text()

@@ -144,12 +144,37 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_run_dir(name: str, overrides: Sequence[str], seed: int) -> str:
+    """``runs/NAME[-OVERRIDES]-sSEED``: the overrides in the name, each as the last part of its
+    key and its value (``train.lr=1e-4`` → ``lr1e-4``), so runs that differ get different
+    folders; but the seed (already there) and the keys a resumed run may change
+    (``RESUMABLE_KEYS``, e.g. ``train.iterations``: that run is continued with ``detente
+    resume``); a long list is shortened to a hash of it."""
+    import hashlib
+    import re
+
+    from detente.config import RESUMABLE_KEYS
+
+    parts = []
+    for text in overrides:
+        key, _, value = text.partition("=")
+        key = key.strip()
+        if key == "seed" or any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS):
+            continue
+        part = key.rsplit(".", 1)[-1] + value.strip()
+        parts.append(re.sub(r"[^A-Za-z0-9_.+-]+", "_", part).strip("_") or "x")
+    tail = "-".join(parts)
+    if len(tail) > 60:
+        tail = "o" + hashlib.sha1("\n".join(overrides).encode()).hexdigest()[:10]
+    return f"runs/{name}{'-' + tail if tail else ''}-s{seed}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from detente.config import load_config
     from detente.learn.trainer import Trainer
 
     config = load_config(args.config, args.overrides)
-    run_dir = Path(args.out or f"runs/{Path(args.config).stem}-s{config.seed}")
+    run_dir = Path(args.out or default_run_dir(Path(args.config).stem, args.overrides, config.seed))
     trainer = Trainer.create(config, run_dir)
     print(f"run directory: {run_dir}")
     if not _run_until_stopped(trainer, run_dir):
@@ -188,7 +213,7 @@ def _print_evaluation(run_dir: Path) -> None:
 def cmd_resume(args: argparse.Namespace) -> int:
     from detente.learn.trainer import Trainer
 
-    trainer = Trainer.resume(Path(args.run_dir))
+    trainer = Trainer.resume(Path(args.run_dir), overrides=args.overrides)
     print(f"resuming {args.run_dir} at iteration {trainer.state.iteration}")
     if not _run_until_stopped(trainer, Path(args.run_dir)):
         return 130
@@ -265,7 +290,8 @@ def cmd_exploit(args: argparse.Namespace) -> int:
 
     preset = f"{args.game}-naive-{args.scale}"
     config = load_config(preset, [f"train.opponent={args.target}", *args.overrides])
-    run_dir = Path(args.out or f"runs/exploit-{args.game}-s{config.seed}")
+    run_dir = Path(args.out or default_run_dir(
+        f"exploit-{args.game}", [f"target={args.target}", *args.overrides], config.seed))  # fmt: skip
     trainer = Trainer.create(config, run_dir)
     trainer.run()
     lines = read_metrics(run_dir)
@@ -440,11 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an adapter (a preset name or a YAML file)")
     p.add_argument("config", help="preset (e.g. ipd-adalign-tiny; see `detente presets`) or YAML")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.lr=1e-4")
-    p.add_argument("--out", help="run directory (default runs/PRESET-sSEED); never overwritten")
+    p.add_argument("--out", help="run directory (default runs/PRESET[-OVERRIDES]-sSEED, e.g. "
+                   "runs/ipd-adalign-tiny-lr0.002-s0); never overwritten")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="continue a run from its last checkpoint")
     p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*",
+                   help="changes a resumed run may take, e.g. train.iterations=40 (extends a "
+                   "finished run)")  # fmt: skip
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("report", help="HTML report of a run directory or a transcript file")
@@ -491,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", required=True, choices=games)
     p.add_argument("--target", required=True, help="agent spec: bot:NAME, lm:MODEL, run:DIR")
     p.add_argument("--scale", default="tiny", help="preset scale of the learner (tiny, smollm2)")
-    p.add_argument("--out", help="run directory (default runs/exploit-GAME-sSEED)")
+    p.add_argument("--out", help="run directory (default "
+                   "runs/exploit-GAME-targetSPEC[-OVERRIDES]-sSEED)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.set_defaults(func=cmd_exploit)
 

@@ -53,7 +53,7 @@ def test_run_directory_is_complete_and_never_overwritten(tmp_path, tiny_override
     ):
         assert key in line, key
     assert line["grad_norm"] > 0
-    with pytest.raises(RunDirError, match="not empty"):
+    with pytest.raises(RunDirError, match="already holds this run"):
         Trainer.create(config, run)
 
 

@@ -26,7 +26,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
@@ -183,7 +183,7 @@ class Trainer:
         if DataParallel.from_env().main:  # data-parallel peers write nothing
             if run_dir.exists() and not run_dir.is_dir():
                 raise RunDirError(f"{run_dir} is a file, not a run directory")
-            _check_empty(run_dir)
+            _check_empty(run_dir, config)
             folder = run_dir
             while not folder.exists():
                 made.append(folder)
@@ -191,7 +191,7 @@ class Trainer:
             run_dir.mkdir(parents=True, exist_ok=True)
             lock = lock_run(run_dir)
             try:
-                _check_empty(run_dir)  # again: another process may have started it meanwhile
+                _check_empty(run_dir, config)  # again: another process may have started it
             except RunDirError:
                 lock.release()
                 raise
@@ -211,19 +211,41 @@ class Trainer:
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: Path, engine: Engine | None = None) -> Trainer:
-        """Continue a run exactly where its last complete checkpoint stopped."""
+    def resume(
+        cls, run_dir: Path, engine: Engine | None = None, overrides: Sequence[str] = ()
+    ) -> Trainer:
+        """Continue a run exactly where its last complete checkpoint stopped. ``overrides``
+        may change ``RESUMABLE_KEYS`` only (e.g. ``train.iterations=N`` extends a finished
+        run); they are written into the run's ``config.yaml``."""
         from detente.config import load_config
 
         if not (run_dir / "config.yaml").is_file():
+            if not run_dir.exists():
+                raise RunDirError(f"{run_dir}: no such run directory")
             raise RunDirError(f"{run_dir} holds no run (no config.yaml)")
         main = DataParallel.from_env().main
         lock = lock_run(run_dir) if main else None
         try:
             config = load_config(str(run_dir / "config.yaml"))
+            if overrides:
+                changed = load_config(str(run_dir / "config.yaml"), list(overrides))
+                difference = first_difference(config, changed, RESUMABLE_KEYS)
+                if difference:
+                    raise RunDirError(
+                        f"a resumed run keeps its config; only {', '.join(RESUMABLE_KEYS)} may "
+                        f"change ({difference.split(':')[0]} may not)"
+                    )
             folder = latest_checkpoint(run_dir)
             if folder is not None:
                 _check_same_config(run_dir, folder, config)
+            if overrides:
+                done = load_state(folder).iteration if folder is not None else 0
+                if changed.train.iterations < done:
+                    raise RunDirError(f"{run_dir} has {done} iterations done; train.iterations="
+                                      f"{changed.train.iterations} is fewer")  # fmt: skip
+                config = changed
+                if main:
+                    atomic_write_text(run_dir / "config.yaml", dump_config(config))
             if main:
                 remove_temporaries(run_dir)
             trainer = cls(config, run_dir, engine)
@@ -529,9 +551,29 @@ class Trainer:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in line.items()}
 
 
-def _check_empty(run_dir: Path) -> None:
-    if run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir()):
-        raise RunDirError(f"{run_dir} exists and is not empty; use `detente resume {run_dir}`")
+def _check_empty(run_dir: Path, config: RunConfig) -> None:
+    """A new run needs an empty directory. The error advises ``detente resume`` only where the
+    run there has this config (but for ``RESUMABLE_KEYS``), and names the difference else."""
+    from detente.config import ConfigError, read_yaml, validate
+
+    if not (run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())):
+        return
+    try:
+        saved = validate(read_yaml(run_dir / "config.yaml"))
+    except ConfigError:
+        saved = None
+    if saved is None:
+        raise RunDirError(f"{run_dir} exists, is not empty and holds no run; choose another --out")
+    difference = first_difference(saved, config, RESUMABLE_KEYS)
+    if difference:
+        raise RunDirError(
+            f"{run_dir} holds another run (first difference: {difference}); choose another "
+            "--out, or leave it to the default name, which names the overrides"
+        )
+    hint = f"detente resume {run_dir}"
+    if saved.train.iterations != config.train.iterations:
+        hint += f" train.iterations={config.train.iterations}"
+    raise RunDirError(f"{run_dir} already holds this run; continue it with `{hint}`")
 
 
 def _check_same_config(run_dir: Path, folder: Path, config: RunConfig) -> None:
