@@ -70,3 +70,12 @@ def test_basins_refuse_a_bad_matrix_and_plot(tmp_path):
     assert dynamics.basin_of_cooperation is None
     path = plot_dynamics(dynamics, tmp_path / "r.png", "replicator $x$")
     assert path.stat().st_size > 1000
+
+
+def test_pure_rest_points_of_a_degenerate_game_are_found():
+    """Tit-for-tat, a copy of it and always-defect: support enumeration alone misses the pure
+    tit-for-tat equilibrium (the copy earns the same against it); it is neutral, not stable."""
+    a = [[3.0, 3.0, 0.9], [3.0, 3.0, 0.9], [1.4, 1.4, 1.0]]
+    points = {tuple(np.round(p.shares, 6)): p.stability for p in rest_points(a)}
+    assert points[(1.0, 0.0, 0.0)] == "neutral"
+    assert points[(0.0, 0.0, 1.0)] == "stable"

@@ -186,7 +186,8 @@ def run_league(settings: LeagueSettings, out: Path) -> League:
         if snapshots:
             in_runs = {names[s] for snap in snapshots.values() for s in snap.values()}
             runs = {short_names([f"run:{d}"])[f"run:{d}"]: points for d, points in rated.items()}
-            plot_ratings(runs, [r for r in ratings if r.agent not in in_runs],
+            others = [replace(r, agent=short[r.agent]) for r in ratings if r.agent not in in_runs]
+            plot_ratings(runs, others,
                          out / "ratings.png", "ratings per iteration (openskill)")  # fmt: skip
             plots["ratings"] = "ratings.png"
         labels = {names[s]: agent_label(s) for s in main}

@@ -109,9 +109,13 @@ class Dynamics:
 
 
 def rest_points(payoffs: npt.ArrayLike) -> list[RestPoint]:
-    """Symmetric Nash equilibria of (A, Aᵀ) with their stability under the dynamics."""
+    """Symmetric Nash equilibria of (A, Aᵀ) with their stability under the dynamics: the pure
+    ones checked directly (A_ii ≥ A_ji for every j; support enumeration can miss them in
+    degenerate games, e.g. two agents that play alike), then nashpy's support enumeration."""
     a = np.asarray(payoffs, dtype=float)
-    found: list[np.ndarray] = []
+    found: list[np.ndarray] = [
+        np.eye(len(a))[i] for i in range(len(a)) if (a[i, i] >= a[:, i] - 1e-12).all()
+    ]
     with warnings.catch_warnings():  # degenerate games (agents that play alike) warn
         warnings.simplefilter("ignore")
         for x, y in _game(a).support_enumeration():
@@ -126,7 +130,7 @@ def basins(
     cooperation: npt.ArrayLike | None = None,
     starts: int = 200,
     seed: int = 0,
-    t_max: float = 100.0,
+    t_max: float = 200.0,
 ) -> Dynamics:
     """Rest points, basins of the end states from random starts, and the uniform start's end."""
     a = np.asarray(payoffs, dtype=float)
