@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from detente.cli import main
 
@@ -90,3 +91,34 @@ def test_resume_is_advised_only_for_the_same_run_and_extends_a_finished_one(
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "train:\n" in (run / "config.yaml").read_text()
     assert "iterations: 2" in (run / "config.yaml").read_text()
+
+
+def test_did_you_mean_for_presets_keys_bots_agents_and_models(capsys):
+    assert main(["train", "ipd-adalgn-tiny"]) == 1
+    assert "(did you mean ipd-adalign-tiny?)" in error_line(capsys)
+    assert main(["train", "ipd-adalign-tiny", "train.lrr=1"]) == 1
+    line = error_line(capsys)
+    assert "train.lrr: unknown key (did you mean train.lr?)" in line
+    assert "train takes: method, iterations" in line
+    assert main(["train", "ipd-adalign-tiny", "eval.bots=[grm]"]) == 1
+    assert "eval.bots: no bot 'grm' for ipd (did you mean grim?)" in error_line(capsys)
+    for agents, expected in [("bot:tit-for-tatt,bot:grim", "(did you mean tit-for-tat?)"),
+                             ("bots:grim", "(did you mean bot:grim?)"),
+                             ("lm:tiny-tset", "(did you mean tiny-test?)")]:  # fmt: skip
+        assert main(["faceoff", "--game", "ipd", "--agents", agents, "--games", "1"]) == 1
+        assert expected in error_line(capsys)
+
+
+def test_presets_show_prints_the_resolved_config(capsys):
+    from detente.config import load_config, read_yaml, validate
+
+    assert main(["presets", "--show", "ipd-adalign-tiny", "train.lr=0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "logging:" in text and "eval:" in text  # every section, defaults included
+    path = Path("shown.yaml")
+    try:
+        path.write_text(text)
+        shown = validate(read_yaml(path))
+    finally:
+        path.unlink()
+    assert shown == load_config("ipd-adalign-tiny", ["train.lr=0.5"])

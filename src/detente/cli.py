@@ -422,8 +422,11 @@ def cmd_league(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from detente.config import preset_names
+    from detente.config import dump_config, load_config, preset_names
 
+    if args.show:
+        print(dump_config(load_config(args.show, args.overrides)), end="")
+        return 0
     print("\n".join(preset_names()))
     return 0
 
@@ -580,7 +583,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="league-out", help="folder of league.html, league.json")
     p.set_defaults(func=cmd_league)
 
-    p = sub.add_parser("presets", help="list the shipped presets")
+    p = sub.add_parser("presets", help="list the shipped presets, or show one resolved")
+    p.add_argument("--show", metavar="NAME",
+                   help="print the resolved config of preset NAME (or a YAML file), every key")
+    p.add_argument("overrides", nargs="*", help="with --show: key.sub=value overrides to apply")
     p.set_defaults(func=cmd_presets)
     return parser
 

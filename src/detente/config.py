@@ -22,6 +22,7 @@ from detente.games import GAMES, GameConfig, game_type
 from detente.learn.credit import CreditMethod
 from detente.protocol.base import Style
 from detente.rollout.runner import InvalidReplyConfig
+from detente.suggest import did_you_mean
 
 
 class ConfigError(ValueError):
@@ -301,6 +302,19 @@ class RunConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
 
     @model_validator(mode="after")
+    def _known_bots(self) -> RunConfig:
+        from detente.policies.bots import bot_names
+
+        known = bot_names(self.game.name)
+        for name in self.eval.bots:
+            if name not in known:
+                raise ValueError(
+                    f"eval.bots: no bot {name!r} for {self.game.name}"
+                    f"{did_you_mean(name, known)}; known: {', '.join(known)}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _opponent_or_pool(self) -> RunConfig:
         if self.train.opponent is not None and self.pool.enabled:
             raise ValueError(
@@ -375,7 +389,10 @@ def preset(name: str) -> dict[str, Any]:
                 per_game = data.pop("for_games", {})
                 merged = deep_merge(deep_merge(merged, data), per_game.get(game, {}))
             return merged
-    raise ConfigError(f"unknown preset {name!r}; e.g. {', '.join(preset_names()[:6])}, ...")
+    hint = did_you_mean(name, preset_names())
+    example = "" if hint else "; e.g. " + ", ".join(preset_names()[:6]) + ","
+    raise ConfigError(f"unknown preset {name!r}{hint}{example} (`detente presets` lists "
+                      "them)")  # fmt: skip
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -417,10 +434,37 @@ def validate(data: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(_problem(e) for e in error.errors())
         raise ConfigError(f"invalid config: {problems}") from None
+
+
+def _section_of(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model holding the key at ``loc`` (``("train", "lrr")`` → ``TrainSection``)."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _problem(error: Any) -> str:
+    """One validation problem, naming the key; an unknown key with the closest valid one and
+    the keys its section takes."""
+    key = ".".join(str(p) for p in error["loc"]) or "<root>"
+    if error["type"] == "extra_forbidden" and error["loc"]:
+        section = _section_of(tuple(error["loc"]))
+        if section is not None:
+            valid = list(section.model_fields)
+            prefix = ".".join(str(p) for p in error["loc"][:-1])
+            hint = did_you_mean(str(error["loc"][-1]), valid)
+            hint = hint.replace("mean ", f"mean {prefix}.") if prefix else hint
+            where = prefix or "the config"
+            return f"{key}: unknown key{hint} ({where} takes: {', '.join(valid)})"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}" if error["loc"] else message
 
 
 def load_config(source: str, overrides: list[str] | None = None) -> RunConfig:

@@ -62,10 +62,10 @@ def test_end_only_by_default_and_none_without_bots(tmp_path, tiny_overrides):
     assert "Evaluation against bots" not in write_report(tmp_path / "b").read_text()
 
 
-def test_an_unknown_bot_is_an_error_before_training(tmp_path, tiny_overrides):
-    config = load_config("ipd-naive-tiny", [*tiny_overrides, "eval.bots=[tit-for-tatt]"])
-    with pytest.raises(ValueError, match="tit-for-tat"):
-        Trainer.create(config, tmp_path / "run")
+def test_an_unknown_bot_is_a_config_error(tiny_overrides):
+    with pytest.raises(ValueError, match=r"eval.bots: no bot 'tit-for-tatt' for ipd \(did you "
+                       r"mean tit-for-tat\?\)"):  # fmt: skip
+        load_config("ipd-naive-tiny", [*tiny_overrides, "eval.bots=[tit-for-tatt]"])
 
 
 def test_train_prints_the_last_evaluation(tmp_path, tiny_overrides, capsys):

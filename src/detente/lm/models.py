@@ -28,6 +28,7 @@ from transformers import (
 
 from detente.lm.adapters import share_as_umask_allows
 from detente.lm.engine import Engine
+from detente.suggest import did_you_mean
 
 ModelAndTokenizer = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 ModelBuilder = Callable[[Path], ModelAndTokenizer]
@@ -77,7 +78,8 @@ def load_model(
         model, tokenizer = _load_gguf(path)
         return model.to(dtype), tokenizer
     raise ModelNotFoundError(
-        f"unknown model {key!r}: not a registered name ({', '.join(registered_models())}) "
+        f"unknown model {key!r}{did_you_mean(key, registered_models())}: not a registered name "
+        f"({', '.join(registered_models())}) "
         "nor a local model directory or .gguf file"
     )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from detente.policies.base import Policy
 from detente.policies.bots import make_bot
+from detente.suggest import did_you_mean
 
 AgentBuilder = Callable[[str, str], Policy]  # (game, argument) -> policy
 _BATCHERS: dict[str, Any] = {}  # model name -> LMBatcher (one engine per base model)
@@ -213,8 +214,10 @@ def make_agent(spec: str, game: str) -> Policy:
 
         return HumanPolicy()
     if kind not in _BUILDERS or not argument:
+        close = did_you_mean(kind, [*_BUILDERS, "human"])
+        hint = close.replace("?)", f":{argument}?)") if close and argument else close
         raise ValueError(
-            f"bad agent spec {spec!r}: expected one of "
+            f"bad agent spec {spec!r}{hint}: expected one of "
             + ", ".join(f"{k}:ARG" for k in sorted(_BUILDERS))
             + ", human"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from detente.policies.bots import dond, ipd, split, trust_split
 from detente.policies.bots.base import Bot
+from detente.suggest import did_you_mean
 
 _REGISTRY: dict[str, dict[str, type[Bot]]] = {}
 
@@ -28,7 +29,8 @@ def make_bot(game: str, name: str) -> Bot:
         return _REGISTRY[game][name]()
     except KeyError:
         raise ValueError(
-            f"no bot {name!r} for game {game!r}; known: {', '.join(bot_names(game)) or 'none'}"
+            f"no bot {name!r} for game {game!r}{did_you_mean(name, bot_names(game))}; known: "
+            f"{', '.join(bot_names(game)) or 'none'}"
         ) from None
 
 
