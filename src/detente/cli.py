@@ -54,8 +54,24 @@ def _play_settings(specs: Sequence[str], args: argparse.Namespace) -> PlaySettin
     return settings
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 game``, ``2 games``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number (at least 1)")
+    return value
+
+
 def cmd_faceoff(args: argparse.Namespace) -> int:
-    from detente.evaluate.faceoff import faceoff
+    from detente.evaluate.faceoff import SELF_PLAY_NOTE, faceoff
 
     outputs = {
         flag: output_path(getattr(args, flag), f"--{flag}")
@@ -79,10 +95,14 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
                 on_step=update,
             )
     print(
-        f"{args.game}: mean reward per round of the row agent (± 95% CI), {args.games} games "
-        "per seat order"
+        f"{args.game}: mean reward per round of the row agent (± 95% CI), "
+        f"{plural(args.games, 'game')} per seat order"
     )
     print(result.table())
+    print(SELF_PLAY_NOTE)
+    for table in result.measure_tables():
+        print()
+        print(table)
     for line in result.reply_problems():  # each agent's own rate (bots do not dilute it)
         print(line)
     if outputs["json"]:
@@ -102,7 +122,8 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
         )
         print(f"wrote {args.heatmap}")
     if outputs["transcripts"]:
-        write_records(outputs["transcripts"], records)
+        write_records(_writing(outputs["transcripts"]), records)
+        print(f"wrote {args.transcripts} ({plural(len(records), 'game')})")
     return 0
 
 
@@ -448,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("faceoff", help="every pair of agents, both seats, N games each")
     p.add_argument("--game", required=True, choices=games)
     p.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. bot:grim")
-    p.add_argument("--games", type=int, default=100, help="games per seat order of each pair")
+    p.add_argument("--games", type=positive, default=100,
+                   help="games per seat order of each pair (default 100)")
     p.add_argument("--seed", type=int, default=0)
     trained_flags(p)
     p.add_argument("--json", help="write the matrix as JSON here")

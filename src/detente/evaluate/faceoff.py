@@ -68,24 +68,48 @@ class FaceoffResult:
             writer.writerow(["row", "column", "mean_reward", "ci95", *names])
             for i, row in enumerate(self.agents):
                 for j, column in enumerate(self.agents):
-                    writer.writerow([row, column, self.mean_reward[i][j], self.ci95[i][j],
-                                     *(self.measures[k][i][j] for k in names)])
+                    values = [self.mean_reward[i][j], self.ci95[i][j],
+                              *(self.measures[k][i][j] for k in names)]  # fmt: skip
+                    # missing (NaN) or unbounded (a single game's CI): empty, as JSON's null
+                    writer.writerow([row, column, *("" if not math.isfinite(v) else v
+                                                    for v in values)])  # fmt: skip
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2))
 
     def table(self) -> str:
-        """A plain-text table: row agent's mean reward per round ± 95% CI half-width."""
+        """A plain-text table: row agent's mean reward per round ± 95% CI half-width (a single
+        game has none: the mean alone)."""
         cells = [
-            [f"{m:.2f} ± {c:.2f}" for m, c in zip(row, ci_row, strict=True)]
+            [f"{m:.2f} ± {c:.2f}" if math.isfinite(c) else f"{m:.2f}"
+             for m, c in zip(row, ci_row, strict=True)]  # fmt: skip
             for row, ci_row in zip(self.mean_reward, self.ci95, strict=True)
         ]
-        width = max(len(s) for s in self.agents + [c for row in cells for c in row]) + 2
-        header = "row vs column".ljust(width) + "".join(a.ljust(width) for a in self.agents)
-        lines = [header]
-        for agent, row in zip(self.agents, cells, strict=True):
-            lines.append(agent.ljust(width) + "".join(c.ljust(width) for c in row))
-        return "\n".join(lines)
+        return _text_table(self.agents, cells)
+
+    def measure_tables(self) -> list[str]:
+        """Per behaviour measure, a plain-text table of the row agent's value against each
+        column agent (``–``: nothing to measure)."""
+        out = []
+        for key in sorted(self.measures):
+            cells = [[f"{v:.2f}" if math.isfinite(v) else "–" for v in row]
+                     for row in self.measures[key]]  # fmt: skip
+            out.append(f"{key} of the row agent\n" + _text_table(self.agents, cells))
+        return out
+
+
+def _text_table(agents: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    width = max(len(s) for s in [*agents, *(c for row in cells for c in row)]) + 2
+    header = "row vs column".ljust(width) + "".join(a.ljust(width) for a in agents)
+    lines = [header]
+    for agent, row in zip(agents, cells, strict=True):
+        lines.append(agent.ljust(width) + "".join(c.ljust(width) for c in row))
+    return "\n".join(lines)
+
+
+SELF_PLAY_NOTE = (
+    "diagonal: each agent against a copy of itself (self-play), the mean over both seats"
+)
 
 
 def _finite_or_none(matrix: list[list[float]]) -> list[list[float | None]]:
