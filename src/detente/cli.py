@@ -56,7 +56,9 @@ def _play_settings(specs: Sequence[str], args: argparse.Namespace) -> PlaySettin
 
 def plural(count: int, noun: str) -> str:
     """``1 game``, ``2 games``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
 
 
 def positive(text: str) -> int:
@@ -146,9 +148,15 @@ def cmd_play(args: argparse.Namespace) -> int:
     except (HumanQuit, KeyboardInterrupt):
         print("\nStopped. Bye.")
         return 0
+    if record.infos and "moves" in record.infos[-1]:  # the last round, never shown in a prompt
+        moves = record.infos[-1]["moves"]
+        print(f"\nlast round: you played {moves[seat]}, {opponent.name} played {moves[1 - seat]}")
     print("\n=== Game over ===")
+    mine = theirs = 0.0
     for r, rewards in enumerate(record.rewards):
-        print(f"round {r + 1}: you {rewards[seat]:g}, {opponent.name} {rewards[1 - seat]:g}")
+        mine, theirs = mine + rewards[seat], theirs + rewards[1 - seat]
+        print(f"round {r + 1}: you {rewards[seat]:g}, {opponent.name} {rewards[1 - seat]:g} "
+              f"(score: you {mine:g}, {opponent.name} {theirs:g})")  # fmt: skip
     totals = (sum(r[0] for r in record.rewards), sum(r[1] for r in record.rewards))
     print(
         f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
@@ -157,7 +165,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     turns = record.seats[1 - seat].turns
     invalid_turns = sum(t.invalid for t in turns)
     if invalid_turns:
-        print(f"{opponent.name}: {invalid_turns} of {len(turns)} replies did not parse (after "
+        print(f"{opponent.name}: {invalid_turns} of {plural(len(turns), 'reply')} did not parse (after "
               "the retries; the default move or an empty message was played)")  # fmt: skip
     if transcript:
         write_records(transcript, [record])
