@@ -461,7 +461,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="detente", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="detente", description=__doc__, formatter_class=HelpFormatter,
+        epilog="examples:\n  " + "\n  ".join(e for es in EXAMPLES.values() for e in es[:1])
+        + "\n\n" + bots_listing() + "\n\n`detente COMMAND -h` for a command's options.",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"detente {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     games = sorted(GAMES)
 
@@ -618,7 +623,76 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved config of preset NAME (or a YAML file), every key")
     p.add_argument("overrides", nargs="*", help="with --show: key.sub=value overrides to apply")
     p.set_defaults(func=cmd_presets)
+    for name, command in sub.choices.items():
+        command.formatter_class = HelpFormatter
+        for action in command._actions:
+            if not action.help and action.dest in ARGUMENT_HELP:
+                action.help = ARGUMENT_HELP[action.dest]
+        epilog = [*(["examples:", *("  " + e for e in EXAMPLES[name])] if name in EXAMPLES else [])]
+        if name in ("faceoff", "play", "serve", "train", "exploit", "league"):
+            epilog += ["", bots_listing()]
+        command.epilog = "\n".join(epilog) or None
     return parser
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs as written; each option's default appended to its help (where the help does
+    not already give it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        shown = not (default is None or default is False or default == argparse.SUPPRESS)
+        shown = shown and bool(action.option_strings)
+        if shown and "default" not in text and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+ARGUMENT_HELP = {
+    "game": "the game",
+    "seed": "seed of the games and the sampling",
+    "seat": "your seat: alice moves first in games with turns",
+    "port": "port to listen on",
+    "run_dir": "the run directory",
+    "repetitions": "repetitions of the tournament",
+    "model": "the base model of the runs",
+}
+
+EXAMPLES = {
+    "train": ["detente train ipd-adalign-tiny", "detente train ipd-naive-tiny train.lr=2e-3 "
+              "eval.every=5", "detente train my.yaml --out runs/mine"],
+    "faceoff": ["detente faceoff --game ipd --agents run:runs/ipd-adalign-tiny-s0,bot:tit-for-tat "
+                "--games 32 --json out.json"],
+    "play": ["detente play --game ipd --opponent run:runs/ipd-adalign-tiny-s0",
+             "detente play --game trust-split --opponent bot:tit-for-tat --transcript t.jsonl.gz"],
+    "resume": ["detente resume runs/ipd-adalign-tiny-s0",
+               "detente resume runs/ipd-adalign-tiny-s0 train.iterations=40"],
+    "report": ["detente report runs/ipd-adalign-tiny-s0", "detente report t.jsonl.gz"],
+    "serve": ["detente serve run:runs/ipd-adalign-tiny-s0 --game ipd --port 8000"],
+    "presets": ["detente presets", "detente presets --show ipd-adalign-tiny train.lr=1e-3"],
+    "exploit": ["detente exploit --game ipd --target run:runs/ipd-adalign-tiny-s0"],
+    "demo": ["detente demo --game ipd --seeds 0-4"],
+    "prior": ["detente prior tiny-ipd --game ipd"],
+}
+
+
+def bots_listing() -> str:
+    """The bots of each game, as ``bot:NAME`` specs take them."""
+    from detente.policies.bots import bot_names
+
+    return "bots (bot:NAME):\n" + "\n".join(
+        f"  {game}: {', '.join(bot_names(game))}" for game in sorted(GAMES)
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("detente")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def quiet_libraries() -> None:
