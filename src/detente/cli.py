@@ -276,6 +276,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from detente.evaluate.compare import compare_runs, write_comparison
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    comparison = compare_runs([Path(d) for d in args.run_dirs])
+    print(comparison.text())
+    print(f"wrote {write_comparison(comparison, out)}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from detente.serve import ServeLimits, serve
 
@@ -520,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write the HTML (default: inside the run)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("compare", help="compare runs: curves overlaid, start → end, configs "
+                       "diffed")  # fmt: skip
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    p.add_argument("--out", default="compare-out", help="folder of compare.html and its plots")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("serve", help="serve an agent as an OpenAI-compatible chat API")
     p.add_argument("agent", help="agent spec, e.g. bot:tit-for-tat or run:runs/ipd@100")
     p.add_argument("--game", required=True, choices=games)
@@ -669,6 +687,7 @@ EXAMPLES = {
     "resume": ["detente resume runs/ipd-adalign-tiny-s0",
                "detente resume runs/ipd-adalign-tiny-s0 train.iterations=40"],
     "report": ["detente report runs/ipd-adalign-tiny-s0", "detente report t.jsonl.gz"],
+    "compare": ["detente compare runs/ipd-naive-tiny-s0 runs/ipd-adalign-tiny-s0"],
     "serve": ["detente serve run:runs/ipd-adalign-tiny-s0 --game ipd --port 8000"],
     "presets": ["detente presets", "detente presets --show ipd-adalign-tiny train.lr=1e-3"],
     "exploit": ["detente exploit --game ipd --target run:runs/ipd-adalign-tiny-s0"],
