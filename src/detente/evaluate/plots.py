@@ -20,6 +20,27 @@ CURVE_KEYS = (
 )
 
 
+# Readable titles of the metric keys (a key not here is shown as it is).
+TITLES = {
+    "reward": "reward per round", "collective_reward": "collective reward per round (both)",
+    "opponent_reward": "opponent's reward per round", "coop_rate": "cooperation rate",
+    "p_coop_after_c": "P(cooperate | other cooperated)",
+    "p_coop_after_d": "P(cooperate | other defected)",
+    "claim_upper": "coins claimed with the upper hand", "claim_lower":
+    "coins claimed with the lower hand", "honesty": "honest hand reports",
+    "efficiency": "efficiency", "agreement_rate": "agreement rate",
+    "invalid_rate": "invalid-reply rate", "constrained_rate": "constrained-reply rate",
+    "loss": "loss", "pg": "policy-gradient term", "kl": "KL to the base model",
+    "entropy": "entropy", "grad_norm": "gradient norm", "mean_ratio": "mean importance ratio",
+    "tokens_per_s": "generated tokens per second",
+}  # fmt: skip
+# Keys that are probabilities or shares: drawn on a fixed [0, 1] axis.
+UNIT_KEYS = frozenset({
+    "coop_rate", "p_coop_after_c", "p_coop_after_d", "honesty", "efficiency", "agreement_rate",
+    "invalid_rate", "constrained_rate", "clip_fraction",
+})  # fmt: skip
+
+
 def literal(text: str) -> str:
     """``text`` as matplotlib shows it verbatim: ``$`` would start math mode (and an agent name
     such as ``api:m$x$`` would fail to render)."""
@@ -44,7 +65,9 @@ def plot_curves(
             ax.plot(xs, ys, label=literal(label), linewidth=1.6)
     ax.set_xlabel("iteration")
     ax.set_ylabel(literal(key))
-    ax.set_title(literal(title or key))
+    ax.set_title(literal(title or TITLES.get(key, key)))
+    if key in UNIT_KEYS:
+        ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     if len(runs) > 1:
         ax.legend(fontsize=8)
