@@ -145,8 +145,13 @@ def cmd_play(args: argparse.Namespace) -> int:
     print(f"detente play: {args.game} against {opponent.name}. Type /quit (or Ctrl-C) to stop.")
     try:
         (record,) = play([Match(game, policies, "play-0")], protocol, invalid, seed=args.seed)
-    except (HumanQuit, KeyboardInterrupt):
+    except (HumanQuit, KeyboardInterrupt) as stopped:
+        records = getattr(stopped, "records", None) or []  # KeyboardInterrupt: none
         print("\nStopped. Bye.")
+        if transcript and records and records[0].num_rounds and records[0].rewards:
+            write_records(_writing(transcript), records)
+            print(f"wrote {args.transcript} (the game as far as it went: "
+                  f"{plural(len(records[0].rewards), 'round')})")  # fmt: skip
         return 0
     if record.infos and "moves" in record.infos[-1]:  # the last round, never shown in a prompt
         moves = record.infos[-1]["moves"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 from detente.games.base import Event, Kind
 from detente.protocol.base import Protocol
@@ -69,3 +69,10 @@ class Policy(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class PlayStopped(RuntimeError):
+    """A policy stopped the games on purpose (e.g. a person typed ``/quit``). ``play`` fills
+    ``records`` with the games as far as they went before passing it on."""
+
+    records: list[Any] | None = None  # GameRecord, as far as each game went

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from detente.games.base import PLAYER_NAMES
-from detente.policies.base import Policy, Reply, Request
+from detente.policies.base import PlayStopped, Policy, Reply, Request
 from detente.protocol.base import InvalidReply
 
 QUIT_COMMANDS = ("/quit", "/exit")
 
 
-class HumanQuit(RuntimeError):
+class HumanQuit(PlayStopped):
     """The person asked to stop (``/quit``, end of input or Ctrl-C)."""
 
     def __init__(self, message: str = "the human player stopped (/quit or end of input)") -> None:

@@ -10,6 +10,7 @@ re-samples only), then the protocol's declared default, flagged ``invalid``. Wit
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from detente.games.base import Game, IllegalAction, Kind
-from detente.policies.base import Policy, Reply, Request
+from detente.policies.base import PlayStopped, Policy, Reply, Request
 from detente.protocol.base import InvalidReply, Protocol
 from detente.rollout.records import GameRecord, SeatRecord, Turn
 
@@ -130,7 +131,11 @@ def play(
     active = list(live)
     while active:
         decisions = [(g, p) for g in active for p in live[g].match.game.phase.players]
-        actions = _decide(live, decisions, protocol, invalid, seed)
+        try:
+            actions = _decide(live, decisions, protocol, invalid, seed)
+        except PlayStopped as stopped:  # the games as far as they went, for the transcript
+            stopped.records = [_played_so_far(_record(item)) for item in live.values()]
+            raise
         by_game: dict[int, dict[int, Any]] = defaultdict(dict)
         for (g, p), action in zip(decisions, actions, strict=True):
             by_game[g][p] = action
@@ -283,6 +288,17 @@ def _end_sessions(live: dict[int, _Live], finished: list[int]) -> None:
             by_policy.setdefault(id(policy), (policy, []))[1].append(_session_id(live[g], p))
     for policy, session_ids in by_policy.values():
         policy.end_sessions(session_ids)
+
+
+def _played_so_far(record: GameRecord) -> GameRecord:
+    """A stopped game's record: its complete rounds only (an unfinished round's turns left
+    out), ``num_rounds`` the rounds played."""
+    played = len(record.rewards)
+    seats = tuple(
+        dataclasses.replace(seat, turns=[t for t in seat.turns if t.round < played])
+        for seat in record.seats
+    )
+    return dataclasses.replace(record, num_rounds=played, seats=seats)
 
 
 def _record(item: _Live) -> GameRecord:
