@@ -135,10 +135,13 @@ def edit_config(run: Path, section: str, key: str, value: object) -> None:
 
 def test_resume_refuses_a_changed_config_and_names_the_first_difference(two_iterations):
     run = two_iterations
+    bots = yaml.safe_load((run / "config.yaml").read_text())["eval"]["bots"]
+    edit_config(run, "eval", "bots", [])  # split has none of the IPD bots
     edit_config(run, "game", "name", "split")
     with pytest.raises(RunDirError, match=r"first difference: game\.name: 'ipd' != 'split'"):
         Trainer.resume(run)
     edit_config(run, "game", "name", "ipd")
+    edit_config(run, "eval", "bots", bots)
     edit_config(run, "train", "lr", 0.02)
     with pytest.raises(RunDirError, match=r"train\.lr: 0\.01 != 0\.02"):
         Trainer.resume(run)
