@@ -46,9 +46,10 @@ def _batcher(model: str, sampling: Any = None) -> Any:
         _BATCHERS[model] = LMBatcher(load_engine(model))
     if sampling is None:
         return _BATCHERS[model]
-    key = f"{model}|{sampling.model_dump_json()}"
+    engine = _BATCHERS[model].engine  # the current one (share_batcher may have replaced it)
+    key = f"{model}|{id(engine)}|{sampling.model_dump_json()}"
     if key not in _BATCHERS:
-        _BATCHERS[key] = LMBatcher.with_sampling(_BATCHERS[model].engine, {
+        _BATCHERS[key] = LMBatcher.with_sampling(engine, {
             Kind.MESSAGE: SamplingParams(sampling.temperature, sampling.top_p,
                                          sampling.max_message_tokens),
             Kind.MOVE: SamplingParams(sampling.temperature, sampling.top_p,
