@@ -1,9 +1,11 @@
 """The shared machinery of every game: players, phases, events, seeding, horizon, allocation.
 
-A game is a pure, seedable state machine. Each round is a fixed schedule of phases; a phase is
-either one player's message or a simultaneous move of both players. Rule enforcement (who may
-act, whether a move is legal, when a round ends) lives here, once; a concrete game only deals
-the round, lists its phases, validates a move and resolves the round.
+A game is a pure, seedable state machine for N players (seats 0..N−1), who declare their
+metadata up front (:class:`GameInfo`: players, dynamics, reward bounds, maximum rounds). Each
+round is a fixed schedule of phases; a phase is either messages (seen by every other player) or a
+simultaneous move of the players it names. Rule enforcement (who may act, whether a move is
+legal, when a round or the game ends) lives here, once; a concrete game only deals the round,
+lists its phases, validates a move and resolves the round.
 
 Randomness: every draw of round ``r`` comes from ``numpy.random.default_rng([seed, r])`` and the
 game-level draws (horizon, opener) from ``default_rng([seed, GAME_STREAM])``. Draws never depend
@@ -23,8 +25,35 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ALICE, BOB = 0, 1
-PLAYER_NAMES: tuple[str, str] = ("Alice", "Bob")
+# Seat names in prompts and reports; seats past the list are "Player N".
+PLAYER_NAMES: tuple[str, ...] = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi")
 GAME_STREAM = 1_000_003  # stream key of game-level draws, distinct from any round index
+
+
+def player_name(seat: int) -> str:
+    """The name of seat ``seat`` (0 = Alice, 1 = Bob, ...; "Player 9" past the named seats)."""
+    return PLAYER_NAMES[seat] if 0 <= seat < len(PLAYER_NAMES) else f"Player {seat + 1}"
+
+
+def others(seat: int, players: int) -> tuple[int, ...]:
+    """The co-players of ``seat`` in a game of ``players`` seats, in seat order."""
+    return tuple(p for p in range(players) if p != seat)
+
+
+@dataclass(frozen=True)
+class GameInfo:
+    """A game's metadata, declared before play (a checkable contract).
+
+    players: number of seats; simultaneous: every move phase has all players move at once
+    (else moves alternate); reward_bounds: (lowest, highest) reward of one player in one round;
+    max_rounds: the most rounds a game can last; messages: the game has chat phases.
+    """
+
+    players: int
+    simultaneous: bool
+    reward_bounds: tuple[float, float]
+    max_rounds: int
+    messages: bool
 
 
 class IllegalAction(ValueError):
@@ -55,7 +84,7 @@ class Event:
 
 @dataclass(frozen=True)
 class MessageEvent(Event):
-    """A chat message sent by ``sender`` (visible to the other player)."""
+    """A chat message sent by ``sender`` (visible to every other player)."""
 
     sender: int
     text: str
@@ -97,18 +126,24 @@ def draw_horizon(config: GameConfig, seed: int) -> int:
     return int(min(rng.geometric(1.0 - config.continuation), config.max_rounds))
 
 
-def allocate(quantity: float, claim_a: float, claim_b: float) -> tuple[float, float]:
-    """Split ``quantity`` between two claims: granted if they fit, else scaled down pro rata.
+def allocate_claims(quantity: float, claims: tuple[float, ...]) -> tuple[float, ...]:
+    """Split ``quantity`` among claims: granted if they fit, else scaled down pro rata.
 
-    With ``D = max(Q, a + b)``: player 1 receives ``Q·a/D`` and player 2 ``Q·b/D``. Leftovers are
-    lost. Both claims zero gives (0, 0).
+    With ``D = max(Q, Σ_i c_i)``: claimant i receives ``Q·c_i/D``. Leftovers are lost. All claims
+    zero gives zeros.
     """
-    if quantity < 0 or claim_a < 0 or claim_b < 0:
-        raise ValueError(f"negative allocation input: Q={quantity}, a={claim_a}, b={claim_b}")
-    denominator = max(quantity, claim_a + claim_b)
+    if quantity < 0 or any(c < 0 for c in claims):
+        raise ValueError(f"negative allocation input: Q={quantity}, claims={claims}")
+    denominator = max(quantity, math.fsum(claims))
     if denominator == 0:
-        return 0.0, 0.0
-    return quantity * claim_a / denominator, quantity * claim_b / denominator
+        return tuple(0.0 for _ in claims)
+    return tuple(quantity * c / denominator for c in claims)
+
+
+def allocate(quantity: float, claim_a: float, claim_b: float) -> tuple[float, float]:
+    """:func:`allocate_claims` of two claims."""
+    a, b = allocate_claims(quantity, (claim_a, claim_b))
+    return a, b
 
 
 ConfigT = TypeVar("ConfigT", bound=GameConfig)
@@ -117,19 +152,23 @@ MoveT = TypeVar("MoveT")
 
 @dataclass
 class RoundOutcome:
-    """What resolving a round produces: rewards, info for metrics, and what each player sees."""
+    """What resolving a round produces: rewards, info for metrics, what each player sees (one
+    per seat), and whether the game ends here before its horizon (e.g. a collapsed commons)."""
 
-    rewards: tuple[float, float]
+    rewards: tuple[float, ...]
     info: dict[str, Any]
-    events: tuple[Event, Event]
+    events: tuple[Event, ...]
+    ends_game: bool = False
 
 
 @dataclass
 class Game(ABC, Generic[ConfigT, MoveT]):
-    """A two-player iterated game. Subclasses implement the ``_``-prefixed hooks.
+    """An N-player iterated game. Subclasses declare ``describe`` and implement the
+    ``_``-prefixed hooks.
 
     Use: while not ``done``: read ``phase``; give ``act`` one action per acting player (a ``str``
     for a message phase, a move for a move phase); observe with ``events(player)``.
+    ``num_rounds`` is the drawn horizon, or the rounds played once a round ended the game early.
     """
 
     name: ClassVar[str]
@@ -141,16 +180,36 @@ class Game(ABC, Generic[ConfigT, MoveT]):
     seed: int
     num_rounds: int = field(init=False)
     round: int = field(init=False, default=0)
-    rewards: list[tuple[float, float]] = field(init=False, default_factory=list)
+    rewards: list[tuple[float, ...]] = field(init=False, default_factory=list)
     infos: list[dict[str, Any]] = field(init=False, default_factory=list)
-    _events: tuple[list[Event], list[Event]] = field(init=False, repr=False)
+    _events: tuple[list[Event], ...] = field(init=False, repr=False)
     _phase_index: int = field(init=False, default=0, repr=False)
+
+    @classmethod
+    def describe(cls, config: GameConfig) -> GameInfo:
+        """The game's metadata under ``config`` (default: two players, simultaneous moves, the
+        horizon's cap; reward bounds from ``_reward_bounds``)."""
+        cap = config.rounds if config.continuation is None else config.max_rounds
+        return GameInfo(2, True, cls._reward_bounds(config), cap, cls.has_messages)
+
+    @classmethod
+    def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
+        """(lowest, highest) reward of one player in one round."""
+        raise NotImplementedError(f"{cls.__name__} declares no reward bounds")
+
+    @property
+    def info(self) -> GameInfo:
+        return self.describe(self.config)
+
+    @property
+    def num_players(self) -> int:
+        return self.info.players
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, self.config_type):
             raise TypeError(f"{self.name} needs a {self.config_type.__name__}")
         self.num_rounds = draw_horizon(self.config, self.seed)
-        self._events = ([], [])
+        self._events = tuple([] for _ in range(self.num_players))
         self._setup(np.random.default_rng([self.seed, GAME_STREAM, 1]))
         self._begin_round()
 
@@ -159,7 +218,7 @@ class Game(ABC, Generic[ConfigT, MoveT]):
         """Game-level draws (e.g. who opens). Default: none."""
 
     @abstractmethod
-    def _deal(self, rng: np.random.Generator) -> tuple[Event, Event]:
+    def _deal(self, rng: np.random.Generator) -> tuple[Event, ...]:
         """Draw this round's private state; return the round-start event each player sees."""
 
     @abstractmethod
@@ -171,8 +230,9 @@ class Game(ABC, Generic[ConfigT, MoveT]):
         """Raise ``IllegalAction`` for an illegal move."""
 
     @abstractmethod
-    def _resolve(self, moves: tuple[MoveT, MoveT]) -> RoundOutcome:
-        """Rewards, info and the round-end events, given both moves."""
+    def _resolve(self, moves: tuple[MoveT, ...]) -> RoundOutcome:
+        """Rewards, info and the round-end events, given the moves of the phase's players in
+        seat order."""
 
     # ---- the state machine ---------------------------------------------------------------------
     @property
@@ -205,28 +265,34 @@ class Game(ABC, Generic[ConfigT, MoveT]):
                 if not isinstance(text, str):
                     raise IllegalAction(f"a message must be a string, got {type(text).__name__}")
                 message = MessageEvent(self.round, sender, text)
-                self._events[1 - sender].append(message)
+                for reader in others(sender, self.num_players):
+                    self._events[reader].append(message)
             self._phase_index += 1
             return
         for player, move in actions.items():
             self._validate_move(player, move)
-        outcome = self._resolve((actions[ALICE], actions[BOB]))
-        self.rewards.append(outcome.rewards)
+        outcome = self._resolve(tuple(actions[p] for p in sorted(actions)))
+        if len(outcome.rewards) != self.num_players or len(outcome.events) != self.num_players:
+            raise RuntimeError(
+                f"{self.name} resolved a round without one reward and event per seat"
+            )
+        self.rewards.append(tuple(outcome.rewards))
         self.infos.append(outcome.info)
-        for player in (ALICE, BOB):
+        for player in range(self.num_players):
             self._events[player].append(outcome.events[player])
         self.round += 1
         self._phase_index = 0
+        if outcome.ends_game:
+            self.num_rounds = self.round
         if not self.done:
             self._begin_round()
 
     def _begin_round(self) -> None:
         starts = self._deal(np.random.default_rng([self.seed, self.round]))
-        for player in (ALICE, BOB):
+        for player in range(self.num_players):
             self._events[player].append(starts[player])
 
-    def total_rewards(self) -> tuple[float, float]:
-        return (
-            math.fsum(r[ALICE] for r in self.rewards),
-            math.fsum(r[BOB] for r in self.rewards),
+    def total_rewards(self) -> tuple[float, ...]:
+        return tuple(
+            math.fsum(r[player] for r in self.rewards) for player in range(self.num_players)
         )

@@ -1,6 +1,6 @@
 """Games with a chat before the simultaneous move: an opener drawn once per game from its seed,
-alternating every round, then ``messages_per_player`` messages each, alternating, the opener
-first, then the move. Shared by Trust-and-Split and Deal or No Deal."""
+the next seat opening the next round, then ``messages_per_player`` messages each, in seat order
+from the opener, then everyone's move. Shared by Trust-and-Split and Deal or No Deal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TypeVar
 import numpy as np
 from pydantic import Field
 
-from detente.games.base import ALICE, BOB, Game, GameConfig, Kind, MoveT, Phase
+from detente.games.base import Game, GameConfig, Kind, MoveT, Phase
 
 
 class ChatConfig(GameConfig):
@@ -31,19 +31,20 @@ class ChatGame(Game[ChatConfigT, MoveT]):
     _first_opener: int
 
     def _setup(self, rng: np.random.Generator) -> None:
-        self._first_opener = int(rng.integers(2))
+        self._first_opener = int(rng.integers(self.num_players))
 
     def opener_of(self, round_index: int) -> int:
-        """Who sends the first message of a round: ``(first opener + r) mod 2``."""
-        return (self._first_opener + round_index) % 2
+        """Who sends the first message of a round: ``(first opener + r) mod N``."""
+        return (self._first_opener + round_index) % self.num_players
 
     @property
     def opener(self) -> int:
         return self.opener_of(self.round)
 
     def _phases(self) -> list[Phase]:
+        n = self.num_players
         talk = [
-            Phase(Kind.MESSAGE, ((self.opener + turn) % 2,))
-            for turn in range(2 * self.config.messages_per_player)
+            Phase(Kind.MESSAGE, ((self.opener + turn) % n,))
+            for turn in range(n * self.config.messages_per_player)
         ]
-        return [*talk, Phase(Kind.MOVE, (ALICE, BOB))]
+        return [*talk, Phase(Kind.MOVE, tuple(range(n)))]

@@ -41,6 +41,7 @@ from detente.games.base import (
     ALICE,
     BOB,
     Event,
+    GameConfig,
     RoundOutcome,
 )
 from detente.games.chat import ChatConfig, ChatGame
@@ -124,9 +125,7 @@ def valid_values(a: Items, b: Items) -> bool:
     return all(x > 0 or y > 0 for x, y in pairs) and any(x > 0 and y > 0 for x, y in pairs)
 
 
-def draw_stock(
-    rng: np.random.Generator, min_stock: int, max_stock: int, minimum: int = 1
-) -> Items:
+def draw_stock(rng: np.random.Generator, min_stock: int, max_stock: int, minimum: int = 1) -> Items:
     """``N ~ U{min_stock..max_stock}``, then a uniform composition of ``N`` into parts
     ``≥ minimum`` (1: every type present; 0: a type may be missing)."""
     return composition(rng, int(rng.integers(min_stock, max_stock + 1)), minimum)
@@ -154,6 +153,11 @@ class Dond(ChatGame[DondConfig, Items]):
 
     _stock: Items
     _values: tuple[Items, Items]
+
+    @classmethod
+    def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
+        assert isinstance(config, DondConfig)
+        return 0.0, float(config.max_stock * VALUE_TOTAL)  # every unit at a value of at most 10
 
     @property
     def stock(self) -> Items:
@@ -201,7 +205,11 @@ class Dond(ChatGame[DondConfig, Items]):
         shown = self.config.rules is DondRules.AUTHORS
         events = tuple(
             RoundEnd(
-                self.round, moves[p], moves[1 - p], agreed, rewards[p],
+                self.round,
+                moves[p],
+                moves[1 - p],
+                agreed,
+                rewards[p],
                 self._values[1 - p] if shown else None,
             )
             for p in (ALICE, BOB)

@@ -63,6 +63,11 @@ class IPD(Game[IPDConfig, Move]):
     reward_scale: ClassVar[float] = 5.0
     has_messages: ClassVar[bool] = False
 
+    @classmethod
+    def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
+        assert isinstance(config, IPDConfig)
+        return config.sucker, config.temptation
+
     def payoff(self, own: Move, other: Move) -> float:
         c = self.config
         table = {
@@ -86,7 +91,10 @@ class IPD(Game[IPDConfig, Move]):
     def _resolve(self, moves: tuple[Move, Move]) -> RoundOutcome:
         a, b = moves
         rewards = (self.payoff(a, b), self.payoff(b, a))
-        info = {"moves": [a.value, b.value], "cooperated": [a is Move.COOPERATE, b is Move.COOPERATE]}
+        info = {
+            "moves": [a.value, b.value],
+            "cooperated": [a is Move.COOPERATE, b is Move.COOPERATE],
+        }
         events = (
             RoundEnd(self.round, a, b, rewards[0], rewards[1]),
             RoundEnd(self.round, b, a, rewards[1], rewards[0]),

@@ -81,6 +81,11 @@ class Split(Game[SplitConfig, Items]):
 
     _values: tuple[Items, Items]
 
+    @classmethod
+    def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
+        assert isinstance(config, SplitConfig)
+        return 0.0, config.quantity * len(ITEM_TYPES) * HIGH_VALUE
+
     @property
     def quantities(self) -> Items:
         q = self.config.quantity

@@ -30,6 +30,7 @@ from detente.games.base import (
     ALICE,
     BOB,
     Event,
+    GameConfig,
     IllegalAction,
     RoundOutcome,
     allocate,
@@ -115,6 +116,11 @@ class TrustSplit(ChatGame[TrustSplitConfig, int]):
     reward_scale: ClassVar[float] = 100.0
 
     _hands: tuple[Hand, Hand]
+
+    @classmethod
+    def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
+        assert isinstance(config, TrustSplitConfig)
+        return 0.0, config.coins * config.high_value
 
     # ---- the current round ---------------------------------------------------------------------
     @property

@@ -1,13 +1,14 @@
 """Trajectory records: what a played game leaves behind, JSON-serialisable.
 
-One ``GameRecord`` per game with one ``SeatRecord`` per player; each decision is a ``Turn``.
+One ``GameRecord`` per game with one ``SeatRecord`` per player (N seats, in seat order); each
+decision is a ``Turn``.
 The learner reads token ids, log-probs and round indices from turns; metrics read the game's
 per-round ``infos``; reports read the text.
 
 Records read back from a file are validated (:meth:`GameRecord.from_json`): every field has its
 declared type (a ``seed`` holding markup is an error, not a string shown in a report) and the
-shape is consistent (one reward and one info per round, turns within the rounds, seats in player
-order); a damaged file is an error naming the file and the line.
+shape is consistent (one info and one reward per seat per round, turns within the rounds, seats
+in player order); a damaged file is an error naming the file and the line.
 """
 
 from __future__ import annotations
@@ -68,9 +69,17 @@ class GameRecord:
     seed: int
     group: int  # seed group: games with the same group share the environment seed
     num_rounds: int
-    rewards: list[tuple[float, float]]
+    rewards: list[tuple[float, ...]]  # per round, one reward per seat
     infos: list[dict[str, Any]]
-    seats: tuple[SeatRecord, SeatRecord]
+    seats: tuple[SeatRecord, ...]
+
+    @property
+    def num_players(self) -> int:
+        return len(self.seats)
+
+    def co_players(self, player: int) -> tuple[int, ...]:
+        """The seats other than ``player``, in seat order."""
+        return tuple(p for p in range(self.num_players) if p != player)
 
     def seat_rewards(self, player: int) -> list[float]:
         return [r[player] for r in self.rewards]
@@ -101,6 +110,13 @@ class GameRecord:
             raise RecordError(
                 f"num_rounds {rounds} with {len(self.rewards)} rewards and {len(self.infos)} infos"
             )
+        if len(self.seats) < 2:
+            raise RecordError(f"seats: {len(self.seats)} seat(s), a game has at least 2")
+        for t, reward in enumerate(self.rewards):
+            if len(reward) != len(self.seats):
+                raise RecordError(
+                    f"rewards.{t}: {len(reward)} rewards for {len(self.seats)} seats"
+                )
         for index, seat in enumerate(self.seats):
             if seat.player != index:
                 raise RecordError(f"seats.{index}.player: {seat.player}, expected {index}")

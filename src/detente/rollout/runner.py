@@ -48,13 +48,24 @@ class InvalidReplyConfig(BaseModel):
 
 @dataclass
 class Match:
-    """One game to play and the policy in each seat."""
+    """One game to play and the policy in each of its seats (``learners``: which seats give
+    gradients; default none)."""
 
     game: Game
-    policies: tuple[Policy, Policy]
+    policies: tuple[Policy, ...]
     game_id: str
     group: int = 0
-    learners: tuple[bool, bool] = (False, False)
+    learners: tuple[bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        seats = self.game.num_players
+        if not self.learners:
+            self.learners = (False,) * seats
+        if len(self.policies) != seats or len(self.learners) != seats:
+            raise ValueError(
+                f"{self.game.name} has {seats} seats: got {len(self.policies)} policies and "
+                f"{len(self.learners)} learner flags"
+            )
 
 
 @dataclass
@@ -67,8 +78,11 @@ class _Seat:
 @dataclass
 class _Live:
     match: Match
-    seats: tuple[_Seat, _Seat]
-    turn_counter: list[int] = field(default_factory=lambda: [0, 0])
+    seats: tuple[_Seat, ...]
+    turn_counter: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turn_counter = [0] * len(self.seats)
 
 
 def derive_seed(*keys: int) -> int:
@@ -151,13 +165,13 @@ def play(
 
 def _start(match: Match, protocol: Protocol) -> _Live:
     seats = []
-    for player in (0, 1):
+    for player in range(match.game.num_players):
         system = protocol.rules(match.game, player)
         record = SeatRecord(
             player, match.policies[player].name, system, learner=match.learners[player]
         )
         seats.append(_Seat(record, [{"role": "system", "content": system}]))
-    return _Live(match, (seats[0], seats[1]))
+    return _Live(match, tuple(seats))
 
 
 def _session_id(item: _Live, player: int) -> str:
@@ -311,7 +325,7 @@ def _record(item: _Live) -> GameRecord:
         num_rounds=game.num_rounds,
         rewards=list(game.rewards),
         infos=list(game.infos),
-        seats=(item.seats[0].record, item.seats[1].record),
+        seats=tuple(seat.record for seat in item.seats),
     )
 
 
