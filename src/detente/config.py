@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detente.games import GAMES, GameConfig, game_type
-from detente.learn.credit import CreditMethod
+from detente.learn.credit import CreditOptions
 from detente.protocol.base import Style
 from detente.rollout.runner import InvalidReplyConfig
 from detente.suggest import did_you_mean
@@ -92,35 +92,13 @@ class GameSection(_Strict):
         return game_type(self.name).config_type(**self.options)
 
 
-class TrainSection(_Strict):
-    method: CreditMethod = Field(CreditMethod.ADALIGN, description="naive | sum | adalign.")
+class TrainSection(CreditOptions):
+    """The training loop's options; the credit's (method, γ, β, γ_a, reward mixing, ...) are
+    declared once, in :class:`detente.learn.credit.CreditOptions`."""
+
     iterations: int = Field(100, ge=1, description="Optimizer steps (one per iteration).")
     games_per_iteration: int = Field(64, ge=1, description="Games played per iteration.")
     group_size: int = Field(8, ge=1, description="Games sharing an environment seed.")
-    ignore_groups: bool = Field(
-        False,
-        description="Ablation: ignore seed groups; leave-one-out per seat position over the batch.",
-    )
-    gamma: float = Field(0.96, ge=0, le=1, description="Discount of reward-to-go.")
-    beta: float = Field(1.0, ge=0, description="Advantage Alignment strength β.")
-    gamma_a: float = Field(0.9, ge=0, le=1, description="Advantage Alignment discount γ_a.")
-    include_current: bool = Field(False, description="Just-in-time variant (k ≤ t in W_t).")
-    leading_gamma: bool | None = Field(
-        None,
-        description="Leading factor of W_t = γ_a^ℓ Σ_k γ_a^{t−k} A_k (k < t, or k ≤ t with "
-        "include_current): true ℓ = 1, false ℓ = 0. None = the authors' code: ℓ = 1 for k < t, "
-        "ℓ = 0 for k ≤ t.",
-    )
-    reward_scale: float | None = Field(
-        None, gt=0, description="Divide rewards by this; None = the game's own scale."
-    )
-    reward_weights: tuple[float, float] = Field(
-        (1.0, 0.0),
-        description="[w_self, w_other]: the learner is trained on r̃_t = w_self · r_t + w_other · "
-        "r^{-i}_t (its own and its co-player's reward), mixed before the returns. [1, 0] the "
-        "game's reward; [0, -1] spite; [1, -1] margin; [1, 1] the sum of rewards. Only with "
-        "method=naive (sum and adalign shape the credit with the co-player's advantages).",
-    )
     lr: float = Field(3e-6, gt=0, description="Adam learning rate (paper: 3e-6).")
     kl_coef: float = Field(0.0, ge=0, description="κ: weight of KL_k3(π_θ ‖ π_base).")
     entropy_coef: float = Field(0.0, ge=0, description="η: entropy bonus.")
@@ -135,18 +113,6 @@ class TrainSection(_Strict):
         description="A frozen agent spec (bot:NAME, lm:MODEL, run:DIR) in the other seat of every "
         "game; only the live seat learns (the exploitability test). None = self-play.",
     )
-
-    @model_validator(mode="after")
-    def _reward_weights_with_naive(self) -> TrainSection:
-        weights = tuple(self.reward_weights)
-        if weights == (0.0, 0.0):
-            raise ValueError("reward_weights=[0, 0] leaves the learner no reward")
-        if weights != (1.0, 0.0) and self.method is not CreditMethod.NAIVE:
-            raise ValueError(
-                f"reward_weights={list(weights)} mixes rewards for method=naive only; "
-                f"method={self.method.value} already uses the co-player's advantages"
-            )
-        return self
 
     @model_validator(mode="after")
     def _groups_divide_batch(self) -> TrainSection:

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from detente.learn.advantages import discounted_returns, group_loo
-from detente.learn.credit import CreditMethod, compute_credit
+from detente.learn.credit import CreditMethod, CreditOptions, compute_credit
 from detente.learn.loss import token_loss
 
 # PAYOFF[a_me, a_other] with action 1 = cooperate, 0 = defect: CC 3, CD 0, DC 5, DD 1.
@@ -57,6 +57,7 @@ def run_calibration(
 ) -> Calibration:
     """Train the three-logit policy in IPD self-play with the §2 pipeline and return its state."""
     rng = np.random.default_rng(seed)
+    options = CreditOptions(method=method, gamma=gamma, beta=beta, gamma_a=gamma_a)
     theta = torch.full((3,), math.log(0.8 / 0.2), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([theta], lr=lr)
     group_ids = np.arange(games)
@@ -74,7 +75,7 @@ def run_calibration(
         rewards = PAYOFF[actions, actions[::-1]] / REWARD_SCALE
         adv = np.stack([group_loo(discounted_returns(rewards[s], gamma), group_ids) for s in seats])
         credits = np.stack(
-            [compute_credit(method, adv[s], adv[1 - s], beta, gamma_a) for s in seats]
+            [compute_credit(options, adv[s], adv[1 - s]) for s in seats]
         )
 
         logits = theta[torch.from_numpy(states)]

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from detente.learn.credit import (
     CreditMethod,
+    CreditOptions,
     advantage_alignment,
     alignment_weights,
     compute_credit,
@@ -109,31 +110,39 @@ def test_mask_zeroes_absent_rounds(include_current: bool) -> None:
     own_padded = np.where(mask, own, 99.0)  # padding must not leak into W or the credits
     other_padded = np.where(mask, other, -99.0)
     for method in CreditMethod:
-        got = compute_credit(method, own_padded, other_padded, 0.7, 0.9, include_current, mask)
+        got = compute_credit(options(method, include_current), own_padded, other_padded, mask)
         assert np.all(got[~mask] == 0.0)
         for j, n in enumerate(lengths):  # each game equals the same game without padding
             alone = compute_credit(
-                method, own[j : j + 1, :n], other[j : j + 1, :n], 0.7, 0.9, include_current
+                options(method, include_current), own[j : j + 1, :n], other[j : j + 1, :n]
             )
             np.testing.assert_allclose(got[j, :n], alone[0], atol=1e-12)
 
 
+def options(method: CreditMethod, include_current: bool) -> CreditOptions:
+    return CreditOptions(method=method, beta=0.7, gamma_a=0.9, include_current=include_current)
+
+
 def test_compute_credit_dispatches_by_value() -> None:
     own, other = np.random.default_rng(5).normal(size=(2, 3, 4))
-    np.testing.assert_array_equal(compute_credit("naive", own, other, 0.5, 0.9), own)
-    np.testing.assert_array_equal(compute_credit("sum", own, other, 0.5, 0.9), own + other)
+    def credit(method: str, **extra: object) -> np.ndarray:
+        options = CreditOptions(method=method, beta=0.5, gamma_a=0.9, **extra)
+        return compute_credit(options, own, other)
+
+    np.testing.assert_array_equal(credit("naive"), own)
+    np.testing.assert_array_equal(credit("sum"), own + other)
     np.testing.assert_array_equal(
-        compute_credit("adalign", own, other, 0.5, 0.9, True),
+        credit("adalign", include_current=True),
         advantage_alignment(own, other, 0.5, 0.9, True),
     )
     np.testing.assert_allclose(
-        compute_credit("adalign", own, other, 0.5, 0.9, True, leading_gamma=True),
+        credit("adalign", include_current=True, leading_gamma=True),
         brute_adalign(own, other, 0.5, 0.9, True, True),
         atol=1e-12,
     )
     assert [m.value for m in CreditMethod] == ["naive", "sum", "adalign"]
     with pytest.raises(ValueError):
-        compute_credit("greedy", own, other, 0.5, 0.9)
+        credit("greedy")
 
 
 def test_shape_errors() -> None:
