@@ -41,7 +41,7 @@ from detente.config import RESUMABLE_KEYS, RunConfig, dump_config, first_differe
 from detente.evaluate.faceoff import against_opponents
 from detente.evaluate.metrics import game_measures, reward_measures
 from detente.games import make_game
-from detente.learn.batch import CreditSettings, TokenSequence, seat_credits, token_sequences
+from detente.learn.batch import TokenSequence, seat_credits, token_sequences
 from detente.learn.checkpoint import (
     RunDirError,
     RunLock,
@@ -164,12 +164,7 @@ class Trainer:
         self.trackers: list[Tracker] = []  # logging.backends, while run() runs
         self.on_phase: Callable[[str], None] = lambda phase: None  # progress within an iteration
         self.snapshots = ResidentPool(self.engine, run_dir / "pool", config.pool.resident)
-        train = config.train
-        self.credit_settings = CreditSettings(
-            train.method, train.gamma, train.beta, train.gamma_a, train.include_current,
-            train.ignore_groups, train.reward_scale or make_game(config.game.name, self.game_config, 0).reward_scale,
-            leading_gamma=train.leading_gamma, reward_weights=tuple(train.reward_weights),
-        )
+        self.game_scale = make_game(config.game.name, self.game_config, 0).reward_scale
 
     # ---- run directory -----------------------------------------------------------------------
     @classmethod
@@ -366,7 +361,7 @@ class Trainer:
     def update(self, records: list[GameRecord]) -> UpdateStats:
         """Credits → token loss → accumulated gradient → one clipped Adam step."""
         train = self.config.train
-        sequences = token_sequences(records, seat_credits(records, self.credit_settings))
+        sequences = token_sequences(records, seat_credits(records, self.config.train, self.game_scale))
         total_tokens = sum(s.action_tokens for s in sequences)
         if total_tokens == 0:
             raise RuntimeError("no action tokens to learn from")
