@@ -8,18 +8,23 @@ value or file, and exits with status 1; output paths are checked before any game
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detente.games import GAMES, PLAYER_NAMES, game_type, make_game
 from detente.policies.agents import PlaySettings, as_trained, make_agent
+from detente.policies.base import Policy
 from detente.protocol import Style, make_protocol
 from detente.rollout.records import write_records
 from detente.rollout.runner import InvalidReplyConfig, games_progress
+
+if TYPE_CHECKING:
+    from detente.evaluate.faceoff import FaceoffResult
 
 
 def output_path(value: str | None, flag: str) -> Path | None:
@@ -73,40 +78,73 @@ def positive(text: str) -> int:
 
 
 def cmd_faceoff(args: argparse.Namespace) -> int:
-    from detente.evaluate.faceoff import SELF_PLAY_NOTE, faceoff
+    from detente.evaluate.faceoff import faceoff, population_faceoff, self_play_note
 
     outputs = {
         flag: output_path(getattr(args, flag), f"--{flag}")
         for flag in ("json", "csv", "heatmap", "transcripts")
     }
-    specs = [s.strip() for s in args.agents.split(",") if s.strip()]
+    if (args.agents is None) == (args.population is None):
+        raise ValueError("give --agents (the matrix of every pair) or --population (one line-up)")
+    if args.population is not None and (outputs["csv"] or outputs["heatmap"]):
+        raise ValueError("--csv and --heatmap draw the matrix of --agents, not a --population")
+    specs = [s.strip() for s in (args.agents or args.population).split(",") if s.strip()]
     settings = _play_settings(specs, args)
     protocol = make_protocol(args.game, settings.style)
+    config = game_type(args.game).config_type(**settings.options)
+    invalid = InvalidReplyConfig(constrain_moves=settings.constrain_moves)
     with ExitStack() as stack:
-        agents = [stack.enter_context(make_agent(spec, args.game)) for spec in specs]
+        made: dict[str, Policy] = {}
+        for spec in specs:  # an agent named twice in a population holds several seats
+            if spec not in made:
+                made[spec] = stack.enter_context(make_agent(spec, args.game))
         bar, update = games_progress("face-off")
         with bar:
-            result, records = faceoff(
-                args.game,
-                agents,
-                protocol,
-                args.games,
-                args.seed,
-                config=game_type(args.game).config_type(**settings.options),
-                invalid=InvalidReplyConfig(constrain_moves=settings.constrain_moves),
-                on_step=update,
-            )
+            if args.population is not None:
+                result, records = population_faceoff(
+                    args.game, [made[s] for s in specs], protocol, args.games, args.seed,
+                    config=config, invalid=invalid, on_step=update,
+                )  # fmt: skip
+            else:
+                result, records = faceoff(
+                    args.game, list(made.values()), protocol, args.games, args.seed,
+                    config=config, invalid=invalid, on_step=update,
+                )  # fmt: skip
+    if args.population is not None:
+        print(
+            f"{args.game}: mean reward per round of each agent of the population, "
+            f"{plural(args.games, 'game')} per rotation of the seats"
+        )
+        print(result.table())
+        if outputs["json"]:
+            _writing(outputs["json"]).write_text(json.dumps(result.to_json(), indent=2))
+            print(f"wrote {args.json}")
+    else:
+        _print_matrix(args, result, self_play_note(game_type(args.game).describe(config).players))
+        _write_matrix(args, outputs, result)
+    if outputs["transcripts"]:
+        write_records(_writing(outputs["transcripts"]), records)
+        print(f"wrote {args.transcripts} ({plural(len(records), 'game')})")
+    return 0
+
+
+def _print_matrix(args: argparse.Namespace, result: FaceoffResult, note: str) -> None:
     print(
         f"{args.game}: mean reward per round of the row agent (± 95% CI), "
         f"{plural(args.games, 'game')} per seat order"
     )
     print(result.table())
-    print(SELF_PLAY_NOTE)
+    print(note)
     for table in result.measure_tables():
         print()
         print(table)
     for line in result.reply_problems():  # each agent's own rate (bots do not dilute it)
         print(line)
+
+
+def _write_matrix(
+    args: argparse.Namespace, outputs: dict[str, Path | None], result: FaceoffResult
+) -> None:
     if outputs["json"]:
         result.write_json(_writing(outputs["json"]))
         print(f"wrote {args.json}")
@@ -123,10 +161,6 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
             f"{args.game}: mean reward per round of the row agent",
         )
         print(f"wrote {args.heatmap}")
-    if outputs["transcripts"]:
-        write_records(_writing(outputs["transcripts"]), records)
-        print(f"wrote {args.transcripts} ({plural(len(records), 'game')})")
-    return 0
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -300,8 +334,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = ServeLimits(**{n: getattr(args, n) for n in names if getattr(args, n) is not None})
     settings = _play_settings([args.agent], args)
     serve(
-        args.agent, args.game, args.host, args.port, settings.style, args.api_key_env, args.seed,
-        limits, settings.constrain_moves,
+        args.agent, args.game, settings, args.host, args.port, args.api_key_env, args.seed,
+        limits, args.alias,
     )  # fmt: skip
     return 0
 
@@ -498,9 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("faceoff", help="every pair of agents, both seats, N games each")
     p.add_argument("--game", required=True, choices=games)
-    p.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. bot:grim")
+    p.add_argument("--agents", help="comma-separated agent specs, e.g. bot:grim: the matrix of "
+                   "every pair (N players: the row agent among N − 1 copies of the column agent)")
+    p.add_argument("--population", help="instead of --agents: one agent spec per seat (a spec "
+                   "may repeat), played in every rotation of the seats; reward per agent")
     p.add_argument("--games", type=positive, default=100,
-                   help="games per seat order of each pair (default 100)")
+                   help="games per seat order of each pair, or per rotation of a population "
+                   "(default 100)")
     p.add_argument("--seed", type=int, default=0)
     trained_flags(p)
     p.add_argument("--json", help="write the matrix as JSON here")
@@ -551,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     trained_flags(p)
     p.add_argument("--api-key-env", help="require the key held in this environment variable")
     p.add_argument("--seed", type=int, default=0, help="seeds requests that send none")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME",
+                   help="another model name to answer to (repeatable)")  # fmt: skip
     for flag, kind, meaning in [
         ("--max-body-bytes", int, "a larger request body gets 413 (default 1 MiB)"),
         ("--max-messages", int, "more messages get 400 (default 512)"),

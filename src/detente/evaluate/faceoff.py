@@ -1,8 +1,11 @@
-"""Face-off matrices: every pair of agents, both seat orders, many games.
+"""Face-off matrices: every pair of agents, every seat, many games.
 
-Cell (i, j) is the row agent i's mean reward per round against column agent j, averaged over
-the games where i sits as Alice and those where it sits as Bob, with a 95% confidence interval
-over games. Games of every pair use the same environment seeds (common random numbers).
+Cell (i, j) is the row agent i's mean reward per round against column agent j, with a 95%
+confidence interval over games. Two players: averaged over the games where i sits as Alice and
+those where it sits as Bob. N players: i is the focal agent among N − 1 copies of j (the cell of
+an invasion analysis), in each seat in turn. The diagonal is self-play (every seat i). Games of
+every cell use the same environment seeds (common random numbers). A mixed population (any
+agents in the N seats) is played by :func:`population_faceoff`.
 
 Per agent, over its own decisions only (a bot's turns never dilute an API agent's): the share
 that ended on the default move (``invalid_rates``), and how many of those got no reply at all
@@ -18,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from detente.evaluate.metrics import game_measures
 from detente.evaluate.stats import mean_ci95
@@ -107,9 +111,47 @@ def _text_table(agents: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-SELF_PLAY_NOTE = (
-    "diagonal: each agent against a copy of itself (self-play), the mean over both seats"
-)
+def self_play_note(players: int) -> str:
+    """What the table's diagonal (and, with N players, a cell) holds."""
+    if players == 2:
+        return "diagonal: each agent against a copy of itself (self-play), the mean over both seats"
+    return (
+        f"cell (row, column): the row agent in one seat, the column agent in the other "
+        f"{players - 1}; diagonal: each agent in every seat (self-play), the mean over the seats"
+    )
+
+SeatT = TypeVar("SeatT")
+
+
+def focal_lineup(focal: SeatT, background: SeatT, players: int, seat: int) -> tuple[SeatT, ...]:
+    """``focal`` in ``seat`` and ``background`` in every other seat of a ``players``-seat game."""
+    return tuple(focal if p == seat else background for p in range(players))
+
+
+def seat_plans(agents: int, players: int) -> list[tuple[int, ...]]:
+    """The line-ups of a face-off, as agent indices per seat: for every unordered pair {i, j}
+    (i ≤ j), i focal in each seat among copies of j, then j focal among copies of i; self-play
+    (i = j) once. With two players: both seat orders of every pair."""
+    plans = []
+    for i in range(agents):
+        for j in range(i, agents):
+            if i == j:
+                plans.append((i,) * players)
+                continue
+            for focal, background in ((i, j), (j, i)):
+                plans.extend(focal_lineup(focal, background, players, s) for s in range(players))
+    return list(dict.fromkeys(plans))  # two players: (i, j) as focal j's line-up is (i, j) again
+
+
+def cells_of(plan: Sequence[int]) -> dict[tuple[int, int], list[int]]:
+    """The matrix cells a line-up informs, with the seats that do: seat s of agent a informs
+    (a, b) when every other seat holds the one agent b (self-play: (a, a), every seat)."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for seat, agent in enumerate(plan):
+        rest = {plan[p] for p in range(len(plan)) if p != seat}
+        if len(rest) == 1:
+            out.setdefault((agent, rest.pop()), []).append(seat)
+    return out
 
 
 def _finite_or_none(matrix: list[list[float]]) -> list[list[float | None]]:
@@ -122,17 +164,17 @@ def pair_matches(
     agents: Sequence[Policy],
     games: int,
     seed: int,
-) -> list[tuple[int, int, Match]]:
-    """(row, column, match) for every unordered pair and both seat orders (self-play once)."""
+) -> list[tuple[tuple[int, ...], Match]]:
+    """(line-up, match) for every line-up of :func:`seat_plans`, ``games`` games each (game k
+    on environment seed ``seed + k``)."""
     out = []
-    for i in range(len(agents)):
-        for j in range(i, len(agents)):
-            orders = [(i, j)] if i == j else [(i, j), (j, i)]
-            for alice, bob in orders:
-                for k in range(games):
-                    game = make_game(game_name, config, seed + k)
-                    match = Match(game, (agents[alice], agents[bob]), f"{alice}-{bob}-{k}", group=k)
-                    out.append((alice, bob, match))
+    players = make_game(game_name, config, seed).num_players
+    for plan in seat_plans(len(agents), players):
+        for k in range(games):
+            game = make_game(game_name, config, seed + k)
+            policies = tuple(agents[a] for a in plan)
+            match = Match(game, policies, "-".join(map(str, plan)) + f"-{k}", group=k)
+            out.append((plan, match))
     return out
 
 
@@ -146,24 +188,19 @@ def faceoff(
     invalid: InvalidReplyConfig | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[FaceoffResult, list[GameRecord]]:
-    """Play all pairs at once (one batch per policy per step) and tabulate."""
+    """Play every line-up at once (one batch per policy per step) and tabulate."""
     names = [a.name for a in agents]
     if len(set(names)) != len(names):
         raise ValueError(f"agent names must be distinct: {names}")
     planned = pair_matches(game_name, config, agents, games, seed)
-    records = play([m for _, _, m in planned], protocol, invalid, seed, on_step)
+    records = play([m for _, m in planned], protocol, invalid, seed, on_step)
     samples: dict[tuple[int, int], list[float]] = {}
     seats: dict[tuple[int, int], list[tuple[GameRecord, int]]] = {}
-    for (alice, bob), record in zip(((a, b) for a, b, _ in planned), records, strict=True):
-        if alice == bob:
-            value = (record.mean_reward(0) + record.mean_reward(1)) / 2
-            samples.setdefault((alice, alice), []).append(value)
-            seats.setdefault((alice, alice), []).extend([(record, 0), (record, 1)])
-        else:
-            samples.setdefault((alice, bob), []).append(record.mean_reward(0))
-            samples.setdefault((bob, alice), []).append(record.mean_reward(1))
-            seats.setdefault((alice, bob), []).append((record, 0))
-            seats.setdefault((bob, alice), []).append((record, 1))
+    for (plan, _), record in zip(planned, records, strict=True):
+        for cell, cell_seats in cells_of(plan).items():
+            rewards = [record.mean_reward(s) for s in cell_seats]
+            samples.setdefault(cell, []).append(sum(rewards) / len(rewards))
+            seats.setdefault(cell, []).extend((record, s) for s in cell_seats)
     n = len(agents)
     mean = [[0.0] * n for _ in range(n)]
     ci = [[0.0] * n for _ in range(n)]
@@ -181,6 +218,72 @@ def faceoff(
         gave_up={a: gave_up[a] for a in names},
     )
     return result, records
+
+
+@dataclass
+class PopulationResult:
+    """A mixed population's face-off: per distinct agent, its mean reward per round (over its
+    seats and games) ± 95% CI over games, and its behaviour measures."""
+
+    lineup: list[str]  # the agent of each seat, as given
+    games: int  # games per rotation of the line-up
+    reward: dict[str, float]
+    ci95: dict[str, float]
+    measures: dict[str, dict[str, float]]
+
+    def table(self) -> str:
+        width = max(len(a) for a in self.reward) + 2
+        lines = ["agent".ljust(width) + "reward per round (± 95% CI)"]
+        for agent, value in self.reward.items():
+            half = self.ci95[agent]
+            cell = f"{value:.2f} ± {half:.2f}" if math.isfinite(half) else f"{value:.2f}"
+            lines.append(agent.ljust(width) + cell)
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["ci95"] = {k: v if math.isfinite(v) else None for k, v in self.ci95.items()}
+        data["measures"] = {
+            a: {k: v if math.isfinite(v) else None for k, v in m.items()}
+            for a, m in self.measures.items()
+        }
+        return data
+
+
+def population_faceoff(
+    game_name: str,
+    lineup: Sequence[Policy],
+    protocol: Protocol,
+    games: int,
+    seed: int = 0,
+    config: GameConfig | None = None,
+    invalid: InvalidReplyConfig | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[PopulationResult, list[GameRecord]]:
+    """The agents of ``lineup`` (one per seat; an agent may hold several seats) in every cyclic
+    rotation of the seats, ``games`` games each on seeds ``seed + k``; per distinct agent, the
+    mean over games of its mean reward over its seats."""
+    players = make_game(game_name, config, seed).num_players
+    if len(lineup) != players:
+        raise ValueError(f"{game_name} has {players} seats; the population lists {len(lineup)}")
+    matches = []
+    for shift in range(players):
+        rotated = tuple(lineup[(p - shift) % players] for p in range(players))
+        for k in range(games):
+            game = make_game(game_name, config, seed + k)
+            matches.append(Match(game, rotated, f"rot{shift}-{k}", group=k))
+    records = play(matches, protocol, invalid, seed, on_step)
+    reward, ci95, measures = {}, {}, {}
+    for name in dict.fromkeys(p.name for p in lineup):
+        seats = [(r, s) for r, m in zip(records, matches, strict=True)
+                 for s, policy in enumerate(m.policies) if policy.name == name]  # fmt: skip
+        per_game: dict[str, list[float]] = {}
+        for record, s in seats:
+            per_game.setdefault(record.game_id, []).append(record.mean_reward(s))
+        reward[name], ci95[name] = mean_ci95([sum(v) / len(v) for v in per_game.values()])
+        measures[name] = game_measures(game_name, seats)
+    names = [p.name for p in lineup]
+    return PopulationResult(names, games, reward, ci95, measures), records
 
 
 def agent_reply_counts(
@@ -211,29 +314,32 @@ def against_opponents(
     config: GameConfig | None = None,
     invalid: InvalidReplyConfig | None = None,
 ) -> dict[str, dict[str, float | None]]:
-    """``agent`` against each opponent, ``games`` games per seat order (game k of every
-    opponent and seat on environment seed ``env_seed + k``), all played in one batch.
+    """``agent`` against each opponent (in every other seat), ``games`` games per seat of the
+    agent (game k of every opponent and seat on environment seed ``env_seed + k``), all played
+    in one batch.
 
-    Per opponent name: the agent's mean reward per round (mean over games of both seats) and
+    Per opponent name: the agent's mean reward per round (mean over games of every seat) and
     the 95% CI half-width over games (None from a single game), the opponent's reward, the
     agent's behaviour measures (``game_measures``) and its invalid-reply rate."""
     planned = []
+    players = make_game(game_name, config, env_seed).num_players
     for j, opponent in enumerate(opponents):
-        for seat in (0, 1):
+        for seat in range(players):
             for k in range(games):
-                pair = (agent, opponent) if seat == 0 else (opponent, agent)
+                lineup = focal_lineup(agent, opponent, players, seat)
                 game = make_game(game_name, config, env_seed + k)
-                planned.append((j, seat, Match(game, pair, f"eval-{j}-{seat}-{k}", group=k)))
+                planned.append((j, seat, Match(game, lineup, f"eval-{j}-{seat}-{k}", group=k)))
     records = play([m for _, _, m in planned], protocol, invalid, sampling_seed)
     out: dict[str, dict[str, float | None]] = {}
     for j, opponent in enumerate(opponents):
         seats = [(r, s) for (o, s, _), r in zip(planned, records, strict=True) if o == j]
         mean, half = mean_ci95([r.mean_reward(s) for r, s in seats])
         turns = [t for r, s in seats for t in r.seats[s].turns]
+        theirs = [r.mean_reward(q) for r, s in seats for q in r.co_players(s)]
         line: dict[str, float | None] = {
             "reward": mean,
             "ci95": half if math.isfinite(half) else None,
-            "opponent_reward": math.fsum(r.mean_reward(1 - s) for r, s in seats) / len(seats),
+            "opponent_reward": math.fsum(theirs) / len(theirs),
         }
         for key, value in game_measures(game_name, seats).items():
             line[key] = value if math.isfinite(value) else None

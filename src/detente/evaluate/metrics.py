@@ -35,9 +35,9 @@ def game_measures(game: str, seats: Seats) -> dict[str, float]:
 
 
 def reward_measures(seats: Seats) -> dict[str, float]:
-    """Mean reward per round of the seats, and collective (both players) reward per round."""
+    """Mean reward per round of the seats, and collective (all players') reward per round."""
     own = [r / rec.num_rounds for rec, p in seats for r in [sum(rec.seat_rewards(p))]]
-    collective = [sum(a + b for a, b in rec.rewards) / rec.num_rounds for rec, _ in seats]
+    collective = [sum(sum(r) for r in rec.rewards) / rec.num_rounds for rec, _ in seats]
     return {"reward": _mean(own), "collective_reward": _mean(collective)}
 
 

@@ -46,7 +46,10 @@ class GameInfo:
 
     players: number of seats; simultaneous: every move phase has all players move at once
     (else moves alternate); reward_bounds: (lowest, highest) reward of one player in one round;
-    max_rounds: the most rounds a game can last; messages: the game has chat phases.
+    max_rounds: the most rounds a game can last; messages: the game has chat phases;
+    cooperation / defection: each player's reward per round when every player cooperates / when
+    every player defects, where the game defines them (reference lines of plots, the
+    exploitability baseline).
     """
 
     players: int
@@ -54,6 +57,8 @@ class GameInfo:
     reward_bounds: tuple[float, float]
     max_rounds: int
     messages: bool
+    cooperation: float | None = None
+    defection: float | None = None
 
 
 class IllegalAction(ValueError):
@@ -189,8 +194,14 @@ class Game(ABC, Generic[ConfigT, MoveT]):
     def describe(cls, config: GameConfig) -> GameInfo:
         """The game's metadata under ``config`` (default: two players, simultaneous moves, the
         horizon's cap; reward bounds from ``_reward_bounds``)."""
-        cap = config.rounds if config.continuation is None else config.max_rounds
-        return GameInfo(2, True, cls._reward_bounds(config), cap, cls.has_messages)
+        return GameInfo(
+            2, True, cls._reward_bounds(config), cls.horizon_cap(config), cls.has_messages
+        )
+
+    @staticmethod
+    def horizon_cap(config: GameConfig) -> int:
+        """The most rounds a game under ``config`` can last."""
+        return config.rounds if config.continuation is None else config.max_rounds
 
     @classmethod
     def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from detente.games.base import (
     Event,
     Game,
     GameConfig,
+    GameInfo,
     IllegalAction,
     Kind,
     Phase,
@@ -64,9 +65,12 @@ class IPD(Game[IPDConfig, Move]):
     has_messages: ClassVar[bool] = False
 
     @classmethod
-    def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
+    def describe(cls, config: GameConfig) -> GameInfo:
         assert isinstance(config, IPDConfig)
-        return config.sucker, config.temptation
+        bounds = (config.sucker, config.temptation)
+        return GameInfo(
+            2, True, bounds, cls.horizon_cap(config), False, config.reward, config.punishment
+        )
 
     def payoff(self, own: Move, other: Move) -> float:
         c = self.config
