@@ -16,7 +16,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detente.evaluate.faceoff import focal_lineup
 from detente.games import GAMES, PLAYER_NAMES, game_type, make_game
+from detente.games.base import player_name
 from detente.policies.agents import PlaySettings, as_trained, make_agent
 from detente.policies.base import Policy
 from detente.protocol import Style, make_protocol
@@ -171,9 +173,13 @@ def cmd_play(args: argparse.Namespace) -> int:
     human = HumanPolicy()
     settings = _play_settings([args.opponent], args)
     opponent = make_agent(args.opponent, args.game)
-    seat = 0 if args.seat == "alice" else 1
-    policies = (human, opponent) if seat == 0 else (opponent, human)
     game = make_game(args.game, game_type(args.game).config_type(**settings.options), args.seed)
+    seat_names = [player_name(p).lower() for p in range(game.num_players)]
+    if args.seat not in seat_names:
+        raise ValueError(f"--seat {args.seat}: {args.game} has {game.num_players} seats "
+                         f"({', '.join(seat_names)})")  # fmt: skip
+    seat = seat_names.index(args.seat)
+    policies = focal_lineup(human, opponent, game.num_players, seat)
     protocol = make_protocol(args.game, settings.style)
     invalid = InvalidReplyConfig(constrain_moves=settings.constrain_moves)
     print(f"detente play: {args.game} against {opponent.name}. Type /quit (or Ctrl-C) to stop.")
@@ -187,21 +193,27 @@ def cmd_play(args: argparse.Namespace) -> int:
             print(f"wrote {args.transcript} (the game as far as it went: "
                   f"{plural(len(records[0].rewards), 'round')})")  # fmt: skip
         return 0
+    others = record.co_players(seat)
+
+    def each(values: Sequence[Any]) -> str:  # the opponent's seats' values
+        return ", ".join(f"{values[q]:g}" if isinstance(values[q], float) else str(values[q])
+                         for q in others)  # fmt: skip
+
     if record.infos and "moves" in record.infos[-1]:  # the last round, never shown in a prompt
         moves = record.infos[-1]["moves"]
-        print(f"\nlast round: you played {moves[seat]}, {opponent.name} played {moves[1 - seat]}")
+        print(f"\nlast round: you played {moves[seat]}, {opponent.name} played {each(moves)}")
     print("\n=== Game over ===")
-    mine = theirs = 0.0
+    score = [0.0] * record.num_players
     for r, rewards in enumerate(record.rewards):
-        mine, theirs = mine + rewards[seat], theirs + rewards[1 - seat]
-        print(f"round {r + 1}: you {rewards[seat]:g}, {opponent.name} {rewards[1 - seat]:g} "
-              f"(score: you {mine:g}, {opponent.name} {theirs:g})")  # fmt: skip
-    totals = (sum(r[0] for r in record.rewards), sum(r[1] for r in record.rewards))
+        score = [total + reward for total, reward in zip(score, rewards, strict=True)]
+        print(f"round {r + 1}: you {rewards[seat]:g}, {opponent.name} {each(rewards)} "
+              f"(score: you {score[seat]:g}, {opponent.name} {each(score)})")  # fmt: skip
+    totals = [sum(r[p] for r in record.rewards) for p in range(record.num_players)]
     print(
-        f"total ({PLAYER_NAMES[seat]} = you): you {totals[seat]:g}, "
-        f"{opponent.name} {totals[1 - seat]:g}"
+        f"total ({player_name(seat)} = you): you {totals[seat]:g}, "
+        f"{opponent.name} {each(totals)}"
     )
-    turns = record.seats[1 - seat].turns
+    turns = [t for q in others for t in record.seats[q].turns]
     invalid_turns = sum(t.invalid for t in turns)
     if invalid_turns:
         print(f"{opponent.name}: {invalid_turns} of {plural(len(turns), 'reply')} did not parse (after "
@@ -550,7 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("play", help="play a game against an agent in the terminal")
     p.add_argument("--game", required=True, choices=games)
     p.add_argument("--opponent", required=True, help="agent spec, e.g. bot:tit-for-tat")
-    p.add_argument("--seat", choices=["alice", "bob"], default="alice")
+    p.add_argument("--seat", choices=[name.lower() for name in PLAYER_NAMES], default="alice",
+                   help="your seat (games of N players: the first N names; the opponent holds "
+                   "every other seat)")
     p.add_argument("--seed", type=int, default=0)
     trained_flags(p)
     p.add_argument("--transcript", help="write the game as gzipped JSON lines here")

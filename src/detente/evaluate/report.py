@@ -21,7 +21,8 @@ from pydantic import BaseModel, ValidationError, model_validator
 
 from detente.evaluate.metrics import hand_report
 from detente.evaluate.plots import curve_keys, plot_curves, plot_heatmap
-from detente.games import ALICE, BOB, PLAYER_NAMES, Kind
+from detente.games import Kind
+from detente.games.base import player_name
 from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
 from detente.rollout.records import GameRecord, RecordError, Turn, read_records
@@ -111,34 +112,37 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _per_player(info: dict[str, Any], key: str) -> list[Any]:
-    """Both players' entries of ``info[key]``, in words where the info holds codes (as stored
+def _per_player(info: dict[str, Any], key: str, players: int) -> list[Any]:
+    """Every player's entry of ``info[key]``, in words where the info holds codes (as stored
     where it does not)."""
     value = info[key]
     if key == "upper":
-        return ["upper" if value == p else "lower" for p in (ALICE, BOB)]
+        return ["upper" if value == p else "lower" for p in range(players)]
     entries = list(value) if isinstance(value, list) else [value]
-    entries += [""] * (2 - len(entries))
+    entries += [""] * (players - len(entries))
     if key == "moves":
         return [Move(m).name.lower() if m in Move._value2member_map_ else m for m in entries]
     return entries
 
 
-def _player_name(value: Any) -> str:
-    return PLAYER_NAMES[value] if type(value) is int and value in (ALICE, BOB) else str(value)
+def _player_name(value: Any, players: int) -> str:
+    return player_name(value) if type(value) is int and 0 <= value < players else str(value)
 
 
 def round_table(record: GameRecord, r: int) -> str:
     """Round ``r``'s state per player (hand and whose is upper, values, move, claim or proposal,
     what each received, reward), then the round-wide facts (opener, stock, deal)."""
     info = record.infos[r]
-    columns = {label: _per_player(info, key) for key, label in PLAYER_INFO.items() if key in info}
+    n = record.num_players
+    columns = {
+        label: _per_player(info, key, n) for key, label in PLAYER_INFO.items() if key in info
+    }
     columns["reward"] = list(record.rewards[r])
     rows = [
-        [PLAYER_NAMES[p], *(_text(values[p]) for values in columns.values())] for p in (ALICE, BOB)
+        [player_name(p), *(_text(values[p]) for values in columns.values())] for p in range(n)
     ]
     facts = [
-        f"{label}: {_player_name(info[key]) if key == 'opener' else _text(info[key])}"
+        f"{label}: {_player_name(info[key], n) if key == 'opener' else _text(info[key])}"
         for key, label in ROUND_INFO.items()
         if key in info
     ]
@@ -163,11 +167,12 @@ TURN_NOTES: dict[str, Callable[[GameRecord, Turn, int], str]] = {
 
 
 def _round_turns(record: GameRecord, r: int) -> list[tuple[Turn, int]]:
-    """Round ``r``'s decisions with their player, in the order made: the messages alternating
+    """Round ``r``'s decisions with their player, in the order made: the messages in seat order
     from the opener, then the moves."""
-    opener = record.infos[r].get("opener", ALICE)
+    opener, n = record.infos[r].get("opener", 0), record.num_players
+    opener = opener if type(opener) is int else 0  # infos are free-form: no opener, seat order
     keyed = [
-        ((turn.kind == Kind.MOVE, index, seat.player != opener), turn, seat.player)
+        ((turn.kind == Kind.MOVE, index, (seat.player - opener) % n), turn, seat.player)
         for seat in record.seats
         for index, turn in enumerate(t for t in seat.turns if t.round == r)
     ]
@@ -191,8 +196,8 @@ def transcript_html(record: GameRecord) -> str:
     """One game: per round, the state table (hidden hands or values, moves, rewards), then each
     seat's replies in order (flagged when invalid, with hand reports checked against the truth)."""
     esc = html.escape
-    seats = " vs ".join(f"{esc(PLAYER_NAMES[s.player])} = {esc(s.agent)}" for s in record.seats)
-    totals = " / ".join(_text(math.fsum(record.seat_rewards(p))) for p in (ALICE, BOB))
+    seats = " vs ".join(f"{esc(player_name(s.player))} = {esc(s.agent)}" for s in record.seats)
+    totals = " / ".join(_text(math.fsum(record.seat_rewards(s.player))) for s in record.seats)
     parts = [
         f'<div class="game"><b>{esc(record.game)}</b> · seed {esc(str(record.seed))} · {seats} · '
         f"total rewards {esc(totals)}"
@@ -200,7 +205,7 @@ def transcript_html(record: GameRecord) -> str:
     for r in range(record.num_rounds):
         parts.append(f"<h4>Round {r + 1}</h4>{round_table(record, r)}")
         parts.extend(
-            f'<div class="turn"><span class="who">{esc(PLAYER_NAMES[player])}</span> '
+            f'<div class="turn"><span class="who">{esc(player_name(player))}</span> '
             f"({esc(str(turn.kind))}): {esc(turn.reply)}"
             f"{_mark(record, turn, player)}</div>"
             for turn, player in _round_turns(record, r)

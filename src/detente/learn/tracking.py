@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from detente.config import RunConfig
-from detente.games import PLAYER_NAMES
+from detente.games.base import player_name
 from detente.rollout.records import GameRecord
 
 
@@ -71,7 +71,7 @@ def game_text(record: GameRecord) -> str:
                 if turn.round == r:
                     mark = " (invalid)" if turn.invalid else ""
                     kind = getattr(turn.kind, "value", turn.kind)
-                    lines.append(f"  {PLAYER_NAMES[seat.player]} {kind}{mark}: {turn.reply}")
+                    lines.append(f"  {player_name(seat.player)} {kind}{mark}: {turn.reply}")
         lines.append("  rewards: " + ", ".join(f"{x:g}" for x in rewards))
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from detente.games.base import PLAYER_NAMES
+from detente.games.base import player_name
 from detente.policies.base import PlayStopped, Policy, Reply, Request
 from detente.protocol.base import InvalidReply
 
@@ -50,7 +50,7 @@ class HumanPolicy(Policy):
     def _ask(self, request: Request) -> Reply:
         if request.session_id not in self._shown:
             self._shown.add(request.session_id)
-            self._say(f"\n=== You are {PLAYER_NAMES[request.player]} ===")
+            self._say(f"\n=== You are {player_name(request.player)} ===")
             self._say(request.messages[0]["content"])
         if self._last_prompt.get(request.session_id) == len(request.messages):
             self._say("That reply was not accepted: the rules do not allow that move. Try again.")

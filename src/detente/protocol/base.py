@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from detente.games.base import PLAYER_NAMES, Event, Game, GameConfig, Kind, MessageEvent
+from detente.games.base import Event, Game, GameConfig, Kind, MessageEvent, player_name
 
 MESSAGE_START, MESSAGE_END = "<<message_start>>", "<<message_end>>"
 PROPOSAL_START, PROPOSAL_END = "<<proposal_start>>", "<<proposal_end>>"
@@ -79,7 +79,7 @@ class Protocol(ABC):
     def render_message(self, event: MessageEvent) -> str:
         if self.style is Style.COMPACT:
             return f"other says: {event.text}"
-        return f"{PLAYER_NAMES[event.sender]} says: {event.text}"
+        return f"{player_name(event.sender)} says: {event.text}"
 
     def observation(
         self,
