@@ -48,11 +48,23 @@ class Reply:
     distribution: dict[str, float] | None = None
 
 
+class Batcher(ABC):
+    """Serves the requests of several policies in one call (e.g. the adapters of one
+    language-model engine); a policy that has one is batched with its batcher's other
+    policies."""
+
+    @abstractmethod
+    def act(self, pairs: Sequence[tuple[Any, Request]]) -> list[Reply]:
+        """One reply per (policy, request) pair, in order."""
+
+
 class Policy(ABC):
-    """Answers batches of requests. ``name`` identifies it in tables and records."""
+    """Answers batches of requests. ``name`` identifies it in tables and records; ``batcher``
+    (None: the policy answers alone) serves it together with other policies."""
 
     name: str
     supports_constrained: bool = False
+    batcher: Batcher | None = None
 
     @abstractmethod
     def act(self, requests: Sequence[Request]) -> list[Reply]:

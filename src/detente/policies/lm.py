@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from detente.games.base import Kind
 from detente.lm.types import GenerationEngine, GenerationRequest, SamplingParams
-from detente.policies.base import Policy, Reply, Request
+from detente.policies.base import Batcher, Policy, Reply, Request
 
 
-class LMBatcher:
+class LMBatcher(Batcher):
     """Turns (policy, request) pairs from any adapters of one engine into one ``generate`` call."""
 
     def __init__(

@@ -92,8 +92,7 @@ def derive_seed(*keys: int) -> int:
 
 def batch_key(policy: Policy) -> Hashable:
     """Policies that share a batcher (e.g. adapters on one engine) are served in one call."""
-    batcher = getattr(policy, "batcher", None)
-    return id(batcher) if batcher is not None else id(policy)
+    return id(policy.batcher) if policy.batcher is not None else id(policy)
 
 
 def dispatch(pairs: Sequence[tuple[Policy, Request]]) -> list[Reply]:
@@ -104,9 +103,8 @@ def dispatch(pairs: Sequence[tuple[Policy, Request]]) -> list[Reply]:
     replies: list[Reply | None] = [None] * len(pairs)
     for indices in groups.values():
         first_policy = pairs[indices[0]][0]
-        batcher = getattr(first_policy, "batcher", None)
-        if batcher is not None:
-            answers = batcher.act([pairs[i] for i in indices])
+        if first_policy.batcher is not None:
+            answers = first_policy.batcher.act([pairs[i] for i in indices])
         else:
             answers = first_policy.act([pairs[i][1] for i in indices])
         if len(answers) != len(indices):
@@ -185,39 +183,71 @@ def _decide(
     invalid: InvalidReplyConfig,
     seed: int,
 ) -> list[Any]:
-    """Ask every deciding seat, re-asking the ones whose reply does not parse."""
-    requests: list[Request] = []
-    for g, p in decisions:
-        item, seat = live[g], live[g].seats[p]
-        game = item.match.game
-        events = game.events(p)
-        prompt = protocol.observation(events[seat.cursor :], game.phase.kind, p, history=events)
-        seat.cursor = len(events)
-        seat.messages.append({"role": "user", "content": prompt})
-        requests.append(
-            Request(
-                session_id=_session_id(item, p),
-                game=game.name,
-                player=p,
-                round=game.round,
-                kind=game.phase.kind,
-                messages=tuple(seat.messages),
-                events=tuple(events),
-                protocol=protocol,
-                seed=0,
-            )
-        )
-    results: list[tuple[Any, Reply, bool] | None] = [None] * len(decisions)
-    attempts = [0] * len(decisions)
-    pending = list(range(len(decisions)))
+    """Ask every deciding seat (``_prompt``), re-asking the ones whose reply does not parse
+    (``_sample_until_valid``), and record each decision (``_record_turn``)."""
+    requests = [_prompt(live[g], p, protocol) for g, p in decisions]
+    outcomes = _sample_until_valid(live, decisions, requests, protocol, invalid, seed)
+    actions = []
+    for (g, p), request, outcome in zip(decisions, requests, outcomes, strict=True):
+        _record_turn(live[g], p, request, outcome)
+        actions.append(outcome.action)
+    return actions
+
+
+@dataclass
+class _Outcome:
+    """How one decision ended: the action applied, the reply that stands, the tries."""
+
+    action: Any
+    reply: Reply
+    invalid: bool
+    attempts: int
+
+
+def _prompt(item: _Live, player: int, protocol: Protocol) -> Request:
+    """The seat's new user message (the events it has not seen yet), appended to its chat, and
+    the request that carries it (its sampling seed is set per attempt)."""
+    seat, game = item.seats[player], item.match.game
+    events = game.events(player)
+    prompt = protocol.observation(events[seat.cursor :], game.phase.kind, player, history=events)
+    seat.cursor = len(events)
+    seat.messages.append({"role": "user", "content": prompt})
+    return Request(
+        session_id=_session_id(item, player),
+        game=game.name,
+        player=player,
+        round=game.round,
+        kind=game.phase.kind,
+        messages=tuple(seat.messages),
+        events=tuple(events),
+        protocol=protocol,
+        seed=0,
+    )
+
+
+def _sample_until_valid(
+    live: dict[int, _Live],
+    decisions: list[tuple[int, int]],
+    requests: list[Request],
+    protocol: Protocol,
+    invalid: InvalidReplyConfig,
+    seed: int,
+) -> list[_Outcome]:
+    """SPEC §1.5's retry policy, batched over decisions: ``free_retries`` plain re-samples,
+    then a constrained one for moves where the policy supports it, then the declared default
+    (flagged invalid). Attempt a of decision (g, p) samples with seed
+    ``derive_seed(seed, game seed, g, p, turn index, a)``."""
+    n = len(decisions)
+    results: list[tuple[Any, Reply] | None] = [None] * n
+    attempts = [0] * n
+    last_reply: list[Reply | None] = [None] * n
+    pending = list(range(n))
     max_attempts = 1 + invalid.free_retries + (1 if invalid.constrained_retry else 0)
-    last_reply: list[Reply | None] = [None] * len(decisions)
     # Only moves have an allowed set to constrain to; a message's last try would be free again.
     constrainable = [
         live[g].match.policies[p].supports_constrained and requests[i].kind is Kind.MOVE
         for i, (g, p) in enumerate(decisions)
     ]
-    always = [c and invalid.constrain_moves for c in constrainable]
     for attempt in range(max_attempts):
         retry = invalid.constrained_retry and attempt == max_attempts - 1 and attempt > 0
         asking = [i for i in pending if not retry or constrainable[i]]
@@ -227,61 +257,58 @@ def _decide(
         for i in asking:
             g, p = decisions[i]
             item = live[g]
-            turn_index = item.turn_counter[p]
-            request = requests[i]
-            request = Request(
-                **{
-                    **request.__dict__,
-                    "seed": derive_seed(seed, item.match.game.seed, g, p, turn_index, attempt),
-                    "constrained": retry or always[i],
-                }
-            )
+            seeded = derive_seed(seed, item.match.game.seed, g, p, item.turn_counter[p], attempt)
+            constrained = retry or (constrainable[i] and invalid.constrain_moves)
+            request = dataclasses.replace(requests[i], seed=seeded, constrained=constrained)
             pairs.append((item.match.policies[p], request))
-        replies = dispatch(pairs)
         still = []
-        for i, reply in zip(asking, replies, strict=True):
+        for i, reply in zip(asking, dispatch(pairs), strict=True):
             attempts[i] += 1
             last_reply[i] = reply
             g, p = decisions[i]
             try:
                 action = _parse_legal(protocol, live[g].match.game, p, requests[i].kind, reply.text)
-                results[i] = (action, reply, False)
+                results[i] = (action, reply)
             except InvalidReply:
                 still.append(i)
-        pending = [i for i in pending if i not in set(asking)] + still
-        pending.sort()
-    for i in pending:
-        reply = last_reply[i]
-        assert reply is not None
-        results[i] = (protocol.default(requests[i].kind), reply, True)
-    actions = []
-    for i, (g, p) in enumerate(decisions):
-        action, reply, was_invalid = results[i]  # type: ignore[misc]
-        item, seat = live[g], live[g].seats[p]
-        item.turn_counter[p] += 1
-        seat.messages.append({"role": "assistant", "content": reply.text})
-        valid_tries = 0 if was_invalid else 1
-        seat.record.turns.append(
-            Turn(
-                round=requests[i].round,
-                kind=requests[i].kind,
-                prompt=seat.messages[-2]["content"],
-                reply=reply.text,
-                action=_json_action(action),
-                invalid=was_invalid,
-                attempts=attempts[i],
-                invalid_attempts=attempts[i] - valid_tries,
-                constrained=reply.constrained,
-                prompt_ids=list(reply.prompt_ids),
-                token_ids=list(reply.token_ids),
-                logprobs=list(reply.logprobs),
-                allowed=None if reply.allowed is None else [list(a) for a in reply.allowed],
-                usage=dict(reply.usage),
-                distribution=None if was_invalid else reply.distribution,
-            )
+        asked = set(asking)
+        pending = sorted([i for i in pending if i not in asked] + still)
+    outcomes = []
+    for i in range(n):
+        result = results[i]
+        if result is None:  # no valid reply: the declared default, the last reply stands
+            reply = last_reply[i]
+            assert reply is not None
+            outcomes.append(_Outcome(protocol.default(requests[i].kind), reply, True, attempts[i]))
+        else:
+            outcomes.append(_Outcome(result[0], result[1], False, attempts[i]))
+    return outcomes
+
+
+def _record_turn(item: _Live, player: int, request: Request, outcome: _Outcome) -> None:
+    """The reply joins the seat's chat and the decision its record."""
+    seat, reply = item.seats[player], outcome.reply
+    item.turn_counter[player] += 1
+    seat.messages.append({"role": "assistant", "content": reply.text})
+    seat.record.turns.append(
+        Turn(
+            round=request.round,
+            kind=request.kind,
+            prompt=seat.messages[-2]["content"],
+            reply=reply.text,
+            action=_json_action(outcome.action),
+            invalid=outcome.invalid,
+            attempts=outcome.attempts,
+            invalid_attempts=outcome.attempts - (0 if outcome.invalid else 1),
+            constrained=reply.constrained,
+            prompt_ids=list(reply.prompt_ids),
+            token_ids=list(reply.token_ids),
+            logprobs=list(reply.logprobs),
+            allowed=None if reply.allowed is None else [list(a) for a in reply.allowed],
+            usage=dict(reply.usage),
+            distribution=None if outcome.invalid else reply.distribution,
         )
-        actions.append(action)
-    return actions
+    )
 
 
 def _parse_legal(protocol: Protocol, game: Game, player: int, kind: Kind, text: str) -> Any:
