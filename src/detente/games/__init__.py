@@ -20,6 +20,7 @@ from detente.games.base import (
 )
 from detente.games.dond import Dond
 from detente.games.ipd import IPD
+from detente.games.multi_ipd import MultiIPD
 from detente.games.split import Split
 from detente.games.trust_split import TrustSplit
 
@@ -28,6 +29,7 @@ GAMES: dict[str, type[Game]] = {
     Split.name: Split,
     Dond.name: Dond,
     TrustSplit.name: TrustSplit,
+    MultiIPD.name: MultiIPD,
 }
 
 

@@ -6,6 +6,7 @@ from detente.games.base import GameConfig
 from detente.protocol.base import InvalidReply, Protocol, Style
 from detente.protocol.dond import DondProtocol
 from detente.protocol.ipd import IPDProtocol
+from detente.protocol.multi_ipd import MultiIPDProtocol
 from detente.protocol.split import SplitProtocol
 from detente.protocol.trust_split import TrustSplitProtocol
 
@@ -14,6 +15,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     SplitProtocol.game: SplitProtocol,
     DondProtocol.game: DondProtocol,
     TrustSplitProtocol.game: TrustSplitProtocol,
+    MultiIPDProtocol.game: MultiIPDProtocol,
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detente.policies.bots import dond, ipd, split, trust_split
+from detente.policies.bots import dond, ipd, multi_ipd, split, trust_split
 from detente.policies.bots.base import Bot
 from detente.suggest import did_you_mean
 
@@ -18,6 +18,7 @@ _register(ipd.BOTS)
 _register(split.BOTS)
 _register(dond.BOTS)
 _register(trust_split.BOTS)
+_register(multi_ipd.BOTS)
 
 
 def bot_names(game: str) -> list[str]:
