@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detente.games import GAMES, GameConfig, game_type
 from detente.learn.credit import CreditOptions
 from detente.protocol.base import Style
+from detente.rollout.engines import EngineKind
 from detente.rollout.runner import InvalidReplyConfig
 from detente.suggest import did_you_mean
 
@@ -216,8 +217,8 @@ class RuntimeSection(_Strict):
         "are synced by name and version after every optimizer step. Same seed, same results "
         "(with engine=vllm only with runtime.vllm.batch_invariant).",
     )
-    engine: Literal["hf", "vllm"] = Field(
-        "hf",
+    engine: EngineKind = Field(
+        EngineKind.HF,
         description="Rollout engine: hf (transformers + peft; with workers=0 the trainer's own "
         "engine) or vllm (GPU only; pip install 'detente[vllm]').",
     )
@@ -243,7 +244,7 @@ class RuntimeSection(_Strict):
 
     @model_validator(mode="after")
     def _vllm_workers_have_gpus(self) -> RuntimeSection:
-        if self.engine == "vllm" and self.workers and not self.gpus_per_worker:
+        if self.engine is EngineKind.VLLM and self.workers and not self.gpus_per_worker:
             raise ValueError(
                 "runtime.gpus_per_worker=0 gives the vLLM rollout workers no GPU; set it "
                 "(1 per worker, or a fraction to share one)"
@@ -290,7 +291,7 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _vllm_in_bf16_on_a_gpu(self) -> RunConfig:
-        if self.runtime.engine == "vllm":
+        if self.runtime.engine is EngineKind.VLLM:
             if self.model.dtype != "bfloat16":
                 raise ValueError(
                     "runtime.engine=vllm needs model.dtype=bfloat16: vLLM's LoRA kernels take "

@@ -7,7 +7,8 @@ import torch
 
 from detente.config import ConfigError, RuntimeSection, load_config
 from detente.learn.distributed import DataParallel
-from detente.rollout.replica import Replica, ReplicaSpec, adapter_capacity, replica_device
+from detente.rollout.backends import adapter_capacity, replica_device
+from detente.rollout.replica import Replica, ReplicaSpec
 from detente.rollout.workers import RolloutWorkers
 
 VLLM = ["runtime.engine=vllm", "model.dtype=bfloat16", "device=auto"]  # tiny presets: cpu

@@ -212,8 +212,8 @@ def probe_model(model: str, game: str, games: int, seed: int = 20_000) -> dict[s
 
 def stored_prior_path(model: str, game: str) -> Path | None:
     """Where an embedded model keeps its measured prior (inside its cache folder), else None."""
-    from detente.lm.embedded import embedded_directory
     from detente.lm.models import cache_root
+    from detente.recipes.embedded import embedded_directory
 
     folder = embedded_directory(model, cache_root())
     return None if folder is None else folder / f"prior-{game}.json"
@@ -222,7 +222,7 @@ def stored_prior_path(model: str, game: str) -> Path | None:
 def prior_with_model(model: str, game: str, games: int = 32) -> dict[str, Any]:
     """The prior stored with an embedded model, measured and stored on first use; for other
     models measured each time. {"game", "target", "measured"}."""
-    from detente.lm.warmstart import PRIOR_TARGETS
+    from detente.recipes.warmstart import PRIOR_TARGETS
 
     path = stored_prior_path(model, game)
     if path is not None and path.is_file():

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from detente.rollout.replica import shard_ranges
+from detente.rollout.shards import shard_ranges
 
 T = TypeVar("T")
 

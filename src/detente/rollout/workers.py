@@ -22,15 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from detente.policies.lm import LMBatcher
 from detente.rollout.records import GameRecord
-from detente.rollout.replica import (
-    AdapterPublisher,
-    Manifest,
-    Replica,
-    ReplicaSpec,
-    portable,
-    shard_ranges,
-)
+from detente.rollout.replica import Replica, ReplicaSpec
 from detente.rollout.runner import Match
+from detente.rollout.shards import shard_ranges
+from detente.rollout.sync import AdapterPublisher, Manifest, portable
 
 if TYPE_CHECKING:
     from detente.config import RuntimeSection

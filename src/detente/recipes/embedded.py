@@ -1,10 +1,12 @@
-"""Registers the embedded models: built on first use, then cached.
+"""The embedded models: built on first use, then cached.
 
 ``tiny`` covers every game; ``tiny-ipd`` and ``tiny-trust-split`` are warm-started on one demo
 game each (the CPU presets of those games use them); ``tiny-test`` is the test suite's.
 
 The cache folder name carries the spec and recipe version, so a change rebuilds instead of
-loading a stale model.
+loading a stale model. :data:`MODELS` is declared to :mod:`detente.lm.models` as the
+``detente.models`` entry point ``embedded`` (``pyproject.toml``): ``load_model("tiny")`` finds
+them without importing this module first.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import hashlib
 from dataclasses import asdict
 from pathlib import Path
 
-from detente.lm.models import ModelAndTokenizer, load_cached_dir, register_model, save_atomically
-from detente.lm.warmstart import (
+from detente.lm.models import ModelAndTokenizer, ModelBuilder, load_cached_dir, save_atomically
+from detente.recipes.warmstart import (
     TINY,
     TINY_IPD,
     TINY_TEST,
@@ -36,7 +38,7 @@ def embedded_directory(name: str, cache: Path) -> Path | None:
     return None if spec is None else cache / _cache_name(name, spec)
 
 
-def _builder(name: str, spec: TinySpec):
+def _builder(name: str, spec: TinySpec) -> ModelBuilder:
     def build(cache: Path) -> ModelAndTokenizer:
         target = cache / _cache_name(name, spec)
         if not target.is_dir():
@@ -53,5 +55,4 @@ _SPECS = {
     "tiny-trust-split": TINY_TRUST_SPLIT,
     "tiny-test": TINY_TEST,
 }
-for _name, _spec in _SPECS.items():
-    register_model(_name, _builder(_name, _spec))
+MODELS: dict[str, ModelBuilder] = {name: _builder(name, spec) for name, spec in _SPECS.items()}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from detente.lm import warmstart
-from detente.lm.embedded import _cache_name
+from detente.recipes import warmstart
+from detente.recipes.embedded import _cache_name
 
 
 def test_cache_name_changes_with_the_persona_mix(monkeypatch) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from detente.lm.chat import ChatFormat
 from detente.lm.models import load_model
-from detente.lm.warmstart import (
+from detente.recipes.warmstart import (
     PersonaChat,
     conversation_tokens,
     persona_conversations,

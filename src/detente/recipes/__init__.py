@@ -1,0 +1,1 @@
+"""Recipes that use the layers below: the embedded ``tiny`` models' persona warm start."""
