@@ -23,19 +23,18 @@ from detente.rollout.runner import Match, play
 
 
 def trajectories(game_name: str) -> list[list[Event]]:
-    """Both seats' events of a few full games, every bot of the game against another."""
+    """Every seat's events of a few full games, every bot of the game against another (the
+    two cycled over the seats of a game of more players)."""
     names = bot_names(game_name)
-    matches = [
-        Match(
-            make_game(game_name, None, seed),
-            (make_bot(game_name, first), make_bot(game_name, names[(i + 1) % len(names)])),
-            f"{first}-{seed}",
-        )
-        for i, first in enumerate(names)
-        for seed in range(2)
-    ]
+    matches = []
+    for i, first in enumerate(names):
+        pair = (first, names[(i + 1) % len(names)])
+        for seed in range(2):
+            game = make_game(game_name, None, seed)
+            bots = tuple(make_bot(game_name, pair[s % 2]) for s in range(game.num_players))
+            matches.append(Match(game, bots, f"{first}-{seed}"))
     play(matches, make_protocol(game_name))
-    return [m.game.events(p) for m in matches for p in (0, 1)]
+    return [m.game.events(p) for m in matches for p in range(m.game.num_players)]
 
 
 @pytest.mark.parametrize("game_name", sorted(GAMES))

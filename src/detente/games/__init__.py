@@ -18,9 +18,11 @@ from detente.games.base import (
     allocate,
     draw_horizon,
 )
+from detente.games.commons import Commons
 from detente.games.dond import Dond
 from detente.games.ipd import IPD
 from detente.games.multi_ipd import MultiIPD
+from detente.games.public_goods import PublicGoods
 from detente.games.split import Split
 from detente.games.trust_split import TrustSplit
 
@@ -30,6 +32,8 @@ GAMES: dict[str, type[Game]] = {
     Dond.name: Dond,
     TrustSplit.name: TrustSplit,
     MultiIPD.name: MultiIPD,
+    PublicGoods.name: PublicGoods,
+    Commons.name: Commons,
 }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from detente.games.base import GameConfig
 from detente.protocol.base import InvalidReply, Protocol, Style
+from detente.protocol.commons import CommonsProtocol
 from detente.protocol.dond import DondProtocol
 from detente.protocol.ipd import IPDProtocol
 from detente.protocol.multi_ipd import MultiIPDProtocol
+from detente.protocol.public_goods import PublicGoodsProtocol
 from detente.protocol.split import SplitProtocol
 from detente.protocol.trust_split import TrustSplitProtocol
 
@@ -16,6 +18,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     DondProtocol.game: DondProtocol,
     TrustSplitProtocol.game: TrustSplitProtocol,
     MultiIPDProtocol.game: MultiIPDProtocol,
+    PublicGoodsProtocol.game: PublicGoodsProtocol,
+    CommonsProtocol.game: CommonsProtocol,
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detente.policies.bots import dond, ipd, multi_ipd, split, trust_split
+from detente.policies.bots import commons, dond, ipd, multi_ipd, public_goods, split, trust_split
 from detente.policies.bots.base import Bot
 from detente.suggest import did_you_mean
 
@@ -19,6 +19,8 @@ _register(split.BOTS)
 _register(dond.BOTS)
 _register(trust_split.BOTS)
 _register(multi_ipd.BOTS)
+_register(public_goods.BOTS)
+_register(commons.BOTS)
 
 
 def bot_names(game: str) -> list[str]:

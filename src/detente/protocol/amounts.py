@@ -1,0 +1,89 @@
+"""The text face shared by N-player games whose move is one whole amount (coins given, tons
+caught): ``<<proposal_start>> x <<proposal_end>>`` and chat lines that name their sender.
+
+A move reply is exactly ``<<proposal_start>> x <<proposal_end>>`` with ``x`` an integer from 0 to
+``high``, in ASCII digits without sign or leading zeros; whitespace around the markers and around
+``x`` is allowed. Anything else raises ``InvalidReply``. People may type the bare number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+from detente.games.base import Event, Kind, MessageEvent, player_name
+from detente.protocol.base import PROPOSAL_END, PROPOSAL_START, InvalidReply, Protocol, Style
+
+_INTEGER = r"(0|[1-9][0-9]*)"  # ASCII digits only: int() would also accept other scripts' digits
+REPLY_PATTERN = re.compile(
+    rf"\s*{re.escape(PROPOSAL_START)}\s*{_INTEGER}\s*{re.escape(PROPOSAL_END)}\s*"
+)
+SHORTHAND_PATTERN = re.compile(rf"\s*{_INTEGER}\s*")
+
+
+def number(x: float) -> str:
+    """A reward or share as people write it: at most two decimals, no trailing zeros."""
+    return f"{round(x, 2):g}"
+
+
+def plural(n: float, word: str) -> str:
+    text = number(n)
+    return f"{text} {word}" + ("" if text == "1" else "s")
+
+
+def names(seats: Sequence[int]) -> str:
+    """``Bob``, ``Bob and Carol``, ``Bob, Carol and Dave``."""
+    named = [player_name(s) for s in seats]
+    return named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+
+
+class AmountProtocol(Protocol):
+    """Parses and formats amounts ``0..high``; a subclass names the amount (``unit``: the word
+    in hints and errors), its default ``high`` (the default config's), and may narrow
+    ``move_replies`` to what is legal now."""
+
+    unit: ClassVar[str]
+    default_high: ClassVar[int]
+
+    def __init__(self, style: Style | str = Style.FULL, high: int | None = None) -> None:
+        super().__init__(style)
+        high = self.default_high if high is None else high
+        if high < 0:
+            raise ValueError(f"the largest amount must be at least 0, got {high}")
+        self.high = high
+
+    def render_message(self, event: MessageEvent) -> str:
+        """``Bob says: ...`` in both styles: with several co-players the sender matters."""
+        return f"{player_name(event.sender)} says: {event.text}"
+
+    def _amount(self, digits: str) -> int:
+        amount = int(digits)
+        if amount > self.high:
+            raise InvalidReply(f"a proposal must be from 0 to {self.high}, got {amount}")
+        return amount
+
+    def parse_move(self, text: str) -> int:
+        match = REPLY_PATTERN.fullmatch(text)
+        if match is None:
+            raise InvalidReply(
+                f"expected {PROPOSAL_START} x {PROPOSAL_END} with x in 0..{self.high}"
+            )
+        return self._amount(match.group(1))
+
+    def format_move(self, move: int) -> str:
+        return f"{PROPOSAL_START} {move} {PROPOSAL_END}"
+
+    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...]:
+        return tuple(self.format_move(amount) for amount in range(self.high + 1))
+
+    def human_hint(self, kind: Kind) -> str:
+        if kind is Kind.MESSAGE:
+            return super().human_hint(kind)
+        return f"type the number of {self.unit}, 0 to {self.high}"
+
+    def parse_move_shorthand(self, text: str) -> int:
+        match = SHORTHAND_PATTERN.fullmatch(text)
+        if match is None:
+            raise InvalidReply(f"{text!r} is not a number of {self.unit}")
+        return self._amount(match.group(1))
