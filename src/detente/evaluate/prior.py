@@ -190,6 +190,8 @@ MODEL_SCALES = {
     "tiny": "tiny",
     "tiny-ipd": "tiny",
     "tiny-trust-split": "tiny",
+    "tiny-public-goods": "tiny",
+    "tiny-commons": "tiny",
     "tiny-test": "tiny",
     "smollm2-135m": "smollm2",
 }

@@ -1,7 +1,8 @@
 """The embedded models: built on first use, then cached.
 
-``tiny`` covers every game; ``tiny-ipd`` and ``tiny-trust-split`` are warm-started on one demo
-game each (the CPU presets of those games use them); ``tiny-test`` is the test suite's.
+``tiny`` covers the two-player games; ``tiny-ipd`` and ``tiny-trust-split`` are warm-started on
+one demo game each, ``tiny-public-goods`` and ``tiny-commons`` on one N-player game each (the CPU
+presets of those games use them); ``tiny-test`` is the test suite's.
 
 The cache folder name carries the spec and recipe version, so a change rebuilds instead of
 loading a stale model. :data:`MODELS` is declared to :mod:`detente.lm.models` as the
@@ -18,7 +19,9 @@ from pathlib import Path
 from detente.lm.models import ModelAndTokenizer, ModelBuilder, load_cached_dir, save_atomically
 from detente.recipes.warmstart import (
     TINY,
+    TINY_COMMONS,
     TINY_IPD,
+    TINY_PUBLIC_GOODS,
     TINY_TEST,
     TINY_TRUST_SPLIT,
     TinySpec,
@@ -53,6 +56,8 @@ _SPECS = {
     "tiny": TINY,
     "tiny-ipd": TINY_IPD,
     "tiny-trust-split": TINY_TRUST_SPLIT,
+    "tiny-public-goods": TINY_PUBLIC_GOODS,
+    "tiny-commons": TINY_COMMONS,
     "tiny-test": TINY_TEST,
 }
 MODELS: dict[str, ModelBuilder] = {name: _builder(name, spec) for name, spec in _SPECS.items()}

@@ -24,7 +24,8 @@ from detente.protocol import Style, make_protocol
 from detente.protocol.base import MESSAGE_END, MESSAGE_START, PROPOSAL_END, PROPOSAL_START
 from detente.rollout.runner import Match, play
 
-# Persona weights per game (the seat being imitated); the co-player is drawn uniformly.
+# Persona weights per game (the seat being imitated); the co-player is drawn uniformly (in a game
+# of more players, every co-seat holds a copy of it).
 PERSONAS: dict[str, dict[str, float]] = {
     # One Markov persona, so the prior is known exactly: P(C) 0.95 first and after the other
     # cooperated, 0.6 after it defected (cooperative, forgiving and conditional).
@@ -34,6 +35,11 @@ PERSONAS: dict[str, dict[str, float]] = {
     "trust-split": {"honest": 0.4, "forgiving": 0.6},
     "split": {"welfare": 0.6, "half": 0.2, "greedy": 0.2},
     "dond": {"fair": 0.8, "greedy": 0.2},
+    # Conditional cooperation dominates, with some unconditional givers, grim triggers and free
+    # riders.
+    "public-goods": {"conditional": 0.6, "full-contributor": 0.2, "grim": 0.1, "free-rider": 0.1},
+    # Mostly the sustainable catch, some retaliators, a few greedy fishers.
+    "commons": {"sustainable": 0.7, "retaliator": 0.2, "greedy": 0.1},
 }
 
 
@@ -62,6 +68,9 @@ GAME_WEIGHTS: dict[str, float] = {"ipd": 0.5, "trust-split": 0.3, "split": 0.1, 
 PERSONA_ROUNDS: dict[str, int] = {"ipd": 10, "trust-split": 4, "split": 4, "dond": 3}
 # Protocol markers become single tokens: shorter sequences and formats that are easy to learn.
 PROTOCOL_TOKENS = ("<A>", "<B>", MESSAGE_START, MESSAGE_END, PROPOSAL_START, PROPOSAL_END)
+# The games a spec covers unless it names its own: the two-player games `tiny` and `tiny-test`
+# were built on (a game added to PERSONAS gets its own model and leaves their data as it was).
+TINY_GAMES: tuple[str, ...] = ("dond", "ipd", "split", "trust-split")
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class TinySpec:
     steps: int
     batch: int
     lr: float
-    games: tuple[str, ...] = tuple(sorted(PERSONAS))
+    games: tuple[str, ...] = TINY_GAMES
     seed: int = 0
 
 
@@ -90,6 +99,9 @@ TINY = TinySpec(
 # the persona's conditional (0.95 / 0.64, target 0.95 / 0.6).
 TINY_IPD = replace(TINY, games=("ipd",))
 TINY_TRUST_SPLIT = replace(TINY, games=("trust-split",))
+# The N-player games, one model each (their CPU presets use them).
+TINY_PUBLIC_GOODS = replace(TINY, games=("public-goods",))
+TINY_COMMONS = replace(TINY, games=("commons",))
 TINY_TEST = TinySpec(
     vocab_size=384, hidden=48, layers=2, heads=2, games_per_game=24, steps=30, batch=16, lr=5e-3
 )
@@ -111,7 +123,9 @@ class PersonaChat:
 def persona_conversations(
     games: Sequence[str], games_per_game: int, seed: int
 ) -> dict[str, list[PersonaChat]]:
-    """Chats of persona seats per game, compact style."""
+    """Chats of persona seats per game, compact style: the persona in a seat drawn uniformly,
+    the co-player (drawn uniformly) in every other seat. The draws per game are persona,
+    co-player, seat, as with two players."""
     conversations: dict[str, list[PersonaChat]] = {}
     for game_index, game in enumerate(games):
         names = bot_names(game)
@@ -124,11 +138,13 @@ def persona_conversations(
         for k in range(games_per_game):
             persona = personas[rng.choice(len(personas), p=probs)]
             other = names[rng.integers(len(names))]
-            seat = int(rng.integers(2))
-            policies = (bots[persona], bots[other]) if seat == 0 else (bots[other], bots[persona])
             config = make_config(game, {"rounds": PERSONA_ROUNDS.get(game, 10)})
-            game_seed = seed * 100_003 + k
-            matches.append(Match(make_game(game, config, game_seed), policies, f"{game}-{k}"))
+            played = make_game(game, config, seed * 100_003 + k)
+            seat = int(rng.integers(played.num_players))
+            policies = tuple(
+                bots[persona] if p == seat else bots[other] for p in range(played.num_players)
+            )
+            matches.append(Match(played, policies, f"{game}-{k}"))
             imitated.append(seat)
         records = play(matches, make_protocol(game, Style.COMPACT), seed=seed)
         for record, seat in zip(records, imitated, strict=True):
