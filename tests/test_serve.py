@@ -19,13 +19,15 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from detente.games import Kind, make_game
+from detente.games import Kind, make_config, make_game
 from detente.games.codec import encode_events
 from detente.games.ipd import Move
+from detente.policies.agents import as_trained, make_agent
 from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import make_bot
 from detente.protocol import make_protocol
-from detente.serve import ServeLimits, create_app, serve_in_thread
+from detente.rollout.runner import Match, play
+from detente.serve import ServeLimits, agent_app, create_app, model_names, serve_in_thread
 
 
 def client(url: str, key: str = "none") -> openai.OpenAI:
@@ -173,7 +175,7 @@ def test_the_serve_command_binds_loopback_by_default():
     port = free_port()
     command = [sys.executable, "-m", "detente.cli", "serve", "bot:tit-for-tat", "--game", "ipd"]
     process = subprocess.Popen(
-        [*command, "--port", str(port)],
+        [*command, "--port", str(port), "--alias", "tft"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -195,12 +197,17 @@ def test_the_serve_command_binds_loopback_by_default():
             extra_body={"detente": ipd_extension([Move.DEFECT])},
         )
         assert completion.choices[0].message.content == "<B>"
+        (messages, _), *_ = played_chats("ipd", ["tit-for-tat", "grim"], "full")[0]
+        plain = api.chat.completions.create(model="tft", messages=messages)  # the chat alone
+        assert plain.choices[0].message.content == "<A>"
         if Path("/proc/net/tcp").exists():
             assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
-    assert f"at http://127.0.0.1:{port}/v1" in output
+    assert (
+        f"bot:tit-for-tat (also as tit-for-tat, tft) (ipd) at http://127.0.0.1:{port}/v1" in output
+    )
 
 
 # ---- hostile requests (issue 19): limits, 4xx in the OpenAI format, a mixed load ---------------
@@ -288,8 +295,10 @@ def test_too_many_messages_or_too_long_a_prompt_get_400(counting):
     [
         (chat_body([*USER, {"role": "assistant", "content": "<A>"}]), "last message must be"),
         (chat_body([{"role": "system", "content": "rules"}]), "last message must be"),
-        (b'{"model": "lm:counting", "messages": [{"role": "user", "content": "\\ud800"}]}',
-         "messages.0.content: not valid Unicode"),
+        (
+            b'{"model": "lm:counting", "messages": [{"role": "user", "content": "\\ud800"}]}',
+            "messages.0.content: not valid Unicode",
+        ),
         (b'{"model": "\\udfff", "messages": []}', "model: not valid Unicode"),
         (chat_body([{"role": "tool", "content": "x"}]), "role"),
         (chat_body([{"role": "user", "content": ["part"]}]), "content"),
@@ -402,9 +411,241 @@ def test_serve_binds_before_it_says_serving_and_bad_ports_are_one_line_errors():
         taken.listen()
         port = taken.getsockname()[1]
         for ports in (["--port", str(port)], ["--port", "99999"]):
-            done = subprocess.run(
-                [*command, *ports], capture_output=True, text=True, timeout=60
-            )
+            done = subprocess.run([*command, *ports], capture_output=True, text=True, timeout=60)
             assert done.returncode == 1 and "serving" not in done.stdout
             (line,) = done.stderr.strip().splitlines()
             assert line.startswith("detente: error:") and ports[1] in line
+
+
+# ---- a plain OpenAI client: the game's own chat, aliases, streaming, sampling parameters ------
+
+
+def played_chats(game: str, bots: Sequence[str], style: str, options: dict | None = None):
+    """One game of two bots through the rollout; per seat, the chat of each of its decisions
+    (as the rollout sent it) and the reply the rollout got."""
+    protocol = make_protocol(game, style)
+    match = Match(
+        make_game(game, make_config(game, options), 7), tuple(make_bot(game, b) for b in bots), "g"
+    )
+    (record,) = play([match], protocol, seed=3)
+    chats = {}
+    for seat in record.seats:
+        messages, decisions = [{"role": "system", "content": seat.system}], []
+        for turn in seat.turns:
+            messages.append({"role": "user", "content": turn.prompt})
+            decisions.append((list(messages), turn.reply))
+            messages.append({"role": "assistant", "content": turn.reply})
+        chats[seat.player] = decisions
+    return chats
+
+
+@pytest.mark.parametrize("style", ["full", "compact"])
+@pytest.mark.parametrize("seat", [0, 1])
+def test_a_bot_answers_the_games_own_chat_without_the_extension(style, seat):
+    """Every decision of a game the rollout played, asked again over HTTP with the chat alone,
+    gets the reply the bot gave in the game (its events read back from the chat)."""
+    bots = ["random", "random"]
+    bots[seat] = "wsls"  # reads its own move, the other's and the payoffs: all from the chat
+    decisions = played_chats("ipd", bots, style)[seat]
+    app = create_app(make_bot("ipd", "wsls"), "ipd", make_protocol("ipd", style))
+    with serve_in_thread(app) as url:
+        api = client(url)
+        for messages, reply in decisions:
+            completion = api.chat.completions.create(model="bot:wsls", messages=messages)
+            assert completion.choices[0].message.content == reply
+    assert len(decisions) == 10
+
+
+def test_a_chat_the_server_cannot_read_gets_400_saying_where(tit_for_tat):
+    (messages, _), (later, _) = played_chats("ipd", ["tit-for-tat", "random"], "full")[0][:2]
+    api = client(tit_for_tat)
+    assert api.chat.completions.create(model="tit-for-tat", messages=later).choices
+    tampered = [*later[:-1], {"role": "user", "content": later[-1]["content"].replace("1", "9")}]
+    wrong_rules = [{"role": "system", "content": "You play chess."}, *messages[1:]]
+    doubled = [*messages, *messages[1:]]
+    for chat, says in [
+        (tampered, "user message 2 is 'Round 9 result"),
+        (wrong_rules, "the system prompt is not ipd's rules for any seat"),
+        (doubled, "message 2 is a user message: a seat's chat alternates"),
+        (USER, "user message 1 is 'Your choice (<A> or <B>):', where the game shows 'Round 1."),
+    ]:
+        with pytest.raises(openai.BadRequestError, match="cannot be read") as caught:
+            api.chat.completions.create(model="tit-for-tat", messages=chat)
+        assert says in caught.value.message and "`detente` extension" in caught.value.message
+        assert caught.value.code == "chat_unreadable" and caught.value.param == "messages"
+
+
+def test_a_bot_of_a_game_with_random_deals_needs_the_extension():
+    """Split deals values from the game's seed, which the chat does not hold: 400 without the
+    extension, the reply with it."""
+    (messages, reply), *_ = played_chats("split", ["half", "greedy"], "full")[0]
+    app = create_app(make_bot("split", "half"), "split", make_protocol("split"))
+    with serve_in_thread(app) as url:
+        with pytest.raises(openai.BadRequestError, match="`detente` extension"):
+            client(url).chat.completions.create(model="half", messages=messages)
+        game = make_game("split", None, 7)
+        extension = {"game": "split", "player": 0, "kind": "move",
+                     "events": encode_events(game.events(0))}  # fmt: skip
+        completion = client(url).chat.completions.create(
+            model="half", messages=messages, extra_body={"detente": extension}
+        )
+    assert completion.choices[0].message.content == reply
+
+
+def test_the_agent_answers_to_its_aliases_and_an_unknown_name_gets_404_with_a_suggestion():
+    app = create_app(make_bot("ipd", "tit-for-tat"), "ipd", make_protocol("ipd"),
+                     aliases=["gpt-4o-mini"])  # fmt: skip
+    (messages, _), *_ = played_chats("ipd", ["tit-for-tat", "grim"], "full")[0]
+    with serve_in_thread(app) as url:
+        api = client(url)
+        (card,) = api.models.list().data
+        assert card.id == "bot:tit-for-tat" and card.aliases == ["tit-for-tat", "gpt-4o-mini"]
+        for name in ["bot:tit-for-tat", "tit-for-tat", "gpt-4o-mini"]:
+            completion = api.chat.completions.create(model=name, messages=messages)
+            assert completion.model == "bot:tit-for-tat"
+            assert api.models.retrieve(name).id == "bot:tit-for-tat"
+        with pytest.raises(openai.NotFoundError, match=r"did you mean tit-for-tat\?") as caught:
+            api.chat.completions.create(model="tit-for-tot", messages=messages)
+        assert caught.value.code == "model_not_found" and caught.value.param == "model"
+        assert "also as tit-for-tat, gpt-4o-mini" in caught.value.message
+        with pytest.raises(openai.NotFoundError, match="did you mean"):
+            api.models.retrieve("bot:tit-for-tot")
+
+
+def test_model_names_of_a_run_are_its_spec_and_its_folder():
+    assert model_names("run:runs/ipd-s0@12") == (
+        "run:runs/ipd-s0@12", "runs/ipd-s0@12", "ipd-s0@12", "run:ipd-s0@12"
+    )  # fmt: skip
+    assert model_names("lm:tiny", ["x", "tiny"]) == ("lm:tiny", "tiny", "x")
+    assert model_names("human") == ("human",)
+
+
+class Words(Policy):
+    """A reply of several words, whitespace and all (to reassemble from a stream)."""
+
+    name = "lm:words"
+
+    def act(self, requests: Sequence[Request]) -> list[Reply]:
+        text = "<<message_start>> I  keep\n5, you  keep 5 <<message_end>>"
+        return [Reply(text, usage={"prompt_tokens": 3, "completion_tokens": 9}) for _ in requests]
+
+
+@pytest.mark.parametrize("max_tokens", [None, 30])
+def test_a_streamed_reply_reassembles_to_the_plain_one(max_tokens):
+    app = create_app(Words(), "trust-split", make_protocol("trust-split"))
+    options = {} if max_tokens is None else {"max_tokens": max_tokens}
+    with serve_in_thread(app) as url:
+        api = client(url)
+        whole = api.chat.completions.create(model="words", messages=USER, **options)
+        stream = api.chat.completions.create(
+            model="words", messages=USER, stream=True, stream_options={"include_usage": True},
+            **options,
+        )  # fmt: skip
+        chunks = list(stream)
+        with pytest.raises(openai.NotFoundError):  # an error comes before any event
+            api.chat.completions.create(model="nobody", messages=USER, stream=True)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices]
+    assert len(pieces) > 3 and chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(p or "" for p in pieces) == whole.choices[0].message.content
+    finished = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finished[:-1] == [None] * (len(finished) - 1)
+    assert finished[-1] == whole.choices[0].finish_reason == ("stop" if max_tokens is None
+                                                              else "length")  # fmt: skip
+    assert {c.id for c in chunks} == {chunks[0].id} and chunks[0].model == "lm:words"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == whole.usage.total_tokens == 12
+
+
+def test_an_agent_that_plays_its_own_policy_refuses_other_sampling(tit_for_tat):
+    (messages, _), *_ = played_chats("ipd", ["tit-for-tat", "grim"], "full")[0]
+    api = client(tit_for_tat)
+
+    def ask(**options: Any) -> Any:
+        return api.chat.completions.create(model="tit-for-tat", messages=messages, **options)
+
+    assert ask(temperature=1, top_p=1).choices[0].message.content == "<A>"
+    for options, param in [
+        ({"temperature": 0.2}, "temperature"),
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 0.5}, "top_p"),
+        ({"stop": ["\n"]}, "stop"),
+        ({"logprobs": True}, "logprobs"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"max_tokens": 2, "max_completion_tokens": 3}, "max_completion_tokens"),
+    ]:
+        with pytest.raises(openai.BadRequestError, match=param) as caught:
+            ask(**options)
+        assert caught.value.param == param
+    for options, param in [({"max_tokens": 0}, "max_tokens"), ({"temperature": 3}, "temperature")]:
+        with pytest.raises(openai.BadRequestError, match=param) as caught:
+            ask(**options)
+        assert caught.value.param == param
+    cut = ask(max_tokens=2).choices[0]
+    assert (cut.message.content, cut.finish_reason) == ("<A", "length")
+    whole = ask(max_completion_tokens=3).choices[0]
+    assert (whole.message.content, whole.finish_reason) == ("<A>", "stop")
+
+
+# ---- a trained run, asked by a plain client ---------------------------------------------------
+
+
+@pytest.fixture
+def run_chat(trained_ipd_run: Path) -> list[dict]:
+    """The compact-style chat of a seat at its last decision in a game of the run's options."""
+    decisions = played_chats("ipd", ["tit-for-tat", "random"], "compact", {"rounds": 3})[0]
+    return decisions[-1][0]
+
+
+def test_a_run_answers_a_plain_move_request_with_a_move_sampled_as_trained(
+    trained_ipd_run: Path, run_chat: list[dict]
+):
+    """ipd-adalign-tiny trained with compact prompts and constrained moves: a plain request
+    (the chat alone) is read as a move and sampled constrained, so even at temperature 2 every
+    reply is a legal move; at temperature 0 the reply is the same for any seed."""
+    spec = f"run:{trained_ipd_run}"
+    with make_agent(spec, "ipd") as policy:
+        app = agent_app(policy, "ipd", as_trained([spec]), aliases=["detente"])
+        with serve_in_thread(app) as url:
+            api = client(url, "none")
+            hot = [api.chat.completions.create(model="detente", messages=run_chat, seed=s,
+                                               temperature=2.0) for s in range(6)]  # fmt: skip
+            greedy = {api.chat.completions.create(model="run", messages=run_chat, seed=s,
+                                                  temperature=0).choices[0].message.content
+                      for s in range(3)}  # fmt: skip
+            assert api.models.list().data[0].id == spec
+    assert {c.choices[0].message.content for c in hot} <= {"<A>", "<B>"}
+    assert all(c.choices[0].finish_reason == "stop" for c in hot)
+    assert len(greedy) == 1 and greedy <= {"<A>", "<B>"}
+
+
+def test_a_run_honours_max_tokens(trained_ipd_run: Path, run_chat: list[dict]):
+    """Unconstrained, a run samples a move within its move budget (8 tokens, not the 32 of a
+    message: the chat is read as a move) and within max_tokens, flagged "length" when cut;
+    constrained, a move longer than max_tokens is a 400."""
+    spec = f"run:{trained_ipd_run}"
+    with make_agent(spec, "ipd") as policy:
+        free = agent_app(policy, "ipd", as_trained([spec], constrain_moves=False))
+        with serve_in_thread(free) as url:
+            api = client(url)
+            budget = [api.chat.completions.create(model=spec, messages=run_chat, seed=s,
+                                                  temperature=2.0) for s in range(4)]  # fmt: skip
+            cut = [api.chat.completions.create(model=spec, messages=run_chat, seed=s,
+                                               temperature=2.0, max_tokens=1)
+                   for s in range(4)]  # fmt: skip
+        constrained = agent_app(policy, "ipd", as_trained([spec]))
+        with serve_in_thread(constrained) as url:
+            api = client(url)
+            move = api.chat.completions.create(model=spec, messages=run_chat, seed=0)
+            tokens = move.usage.completion_tokens
+            with pytest.raises(openai.BadRequestError, match="max_tokens") as caught:
+                api.chat.completions.create(model=spec, messages=run_chat, max_tokens=tokens - 1)
+            assert caught.value.param == "max_tokens"
+            fits = api.chat.completions.create(
+                model=spec, messages=run_chat, seed=0, max_tokens=tokens
+            )
+    assert all(c.usage.completion_tokens <= 8 for c in budget)
+    for completion in cut:
+        (choice,) = completion.choices
+        assert completion.usage.completion_tokens == 1
+        assert choice.finish_reason == ("stop" if choice.message.content == "" else "length")
+    assert tokens >= 2 and fits.choices[0].message.content == move.choices[0].message.content
