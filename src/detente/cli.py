@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detente.evaluate.faceoff import focal_lineup
-from detente.games import GAMES, PLAYER_NAMES, game_type, make_game
+from detente.games import PLAYER_NAMES, game_names, game_type, make_game
 from detente.games.base import player_name
 from detente.policies.agents import PlaySettings, as_trained, make_agent
 from detente.policies.base import Policy
@@ -92,8 +92,8 @@ def cmd_faceoff(args: argparse.Namespace) -> int:
         raise ValueError("--csv and --heatmap draw the matrix of --agents, not a --population")
     specs = [s.strip() for s in (args.agents or args.population).split(",") if s.strip()]
     settings = _play_settings(specs, args)
-    protocol = make_protocol(args.game, settings.style)
     config = game_type(args.game).config_type(**settings.options)
+    protocol = make_protocol(args.game, settings.style, config)
     invalid = InvalidReplyConfig(constrain_moves=settings.constrain_moves)
     with ExitStack() as stack:
         made: dict[str, Policy] = {}
@@ -180,7 +180,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                          f"({', '.join(seat_names)})")  # fmt: skip
     seat = seat_names.index(args.seat)
     policies = focal_lineup(human, opponent, game.num_players, seat)
-    protocol = make_protocol(args.game, settings.style)
+    protocol = make_protocol(args.game, settings.style, game.config)
     invalid = InvalidReplyConfig(constrain_moves=settings.constrain_moves)
     print(f"detente play: {args.game} against {opponent.name}. Type /quit (or Ctrl-C) to stop.")
     try:
@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"detente {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    games = sorted(GAMES)
+    games = game_names()
 
     def trained_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--style", choices=[s.value for s in Style],
@@ -760,7 +760,7 @@ def bots_listing() -> str:
     from detente.policies.bots import bot_names
 
     return "bots (bot:NAME):\n" + "\n".join(
-        f"  {game}: {', '.join(bot_names(game))}" for game in sorted(GAMES)
+        f"  {game}: {', '.join(bot_names(game))}" for game in game_names()
     )
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from detente.games import GAMES
+from detente.games import game_type
 from detente.games.base import GameInfo, IllegalAction, Kind, MessageEvent, Phase
 from detente.games.commons import Commons, CommonsConfig, RoundEnd, RoundStart, harvest
 
@@ -31,7 +31,7 @@ def _round(game: Commons, requests: tuple[int, ...]) -> None:
 
 
 def test_registered_with_metadata() -> None:
-    assert GAMES["commons"] is Commons
+    assert game_type("commons") is Commons
     assert Commons.reward_scale == 10.0
     assert _game().info == GameInfo(5, True, (0.0, 100.0), 10, False, 10.0)
     assert _game(players=3, continuation=0.9, max_rounds=20).info.max_rounds == 20

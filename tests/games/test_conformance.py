@@ -15,7 +15,7 @@ import random
 import numpy as np
 import pytest
 
-from detente.games import GAMES, make_game
+from detente.games import game_names, make_game
 from detente.policies.bots import bot_names, make_bot
 from detente.protocol import Style, make_protocol
 from detente.rollout.runner import Match, play
@@ -36,7 +36,7 @@ def trajectory_hash(game_name: str, seed: int, bots: tuple[str, ...], style: Sty
     return hashlib.sha256(json.dumps(record.to_json(), sort_keys=True).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("game_name", sorted(GAMES))
+@pytest.mark.parametrize("game_name", game_names())
 def test_same_seed_same_trajectory_and_no_global_random(game_name):
     names = bot_names(game_name)
     assert names, f"{game_name} has no bots"
@@ -50,7 +50,7 @@ def test_same_seed_same_trajectory_and_no_global_random(game_name):
             assert trajectory_hash(game_name, 11, (a, b), style) == first
 
 
-@pytest.mark.parametrize("game_name", sorted(GAMES))
+@pytest.mark.parametrize("game_name", game_names())
 def test_seed_groups_share_draws_whatever_the_actions(game_name):
     names = bot_names(game_name)
     starts = []
@@ -76,7 +76,7 @@ def test_seed_groups_share_draws_whatever_the_actions(game_name):
     assert played >= 1 and starts[0][:played] == starts[1][:played]
 
 
-@pytest.mark.parametrize("game_name", sorted(GAMES))
+@pytest.mark.parametrize("game_name", game_names())
 def test_every_bot_produces_valid_replies(game_name):
     names = bot_names(game_name)
     policies = [make_bot(game_name, n) for n in names]
@@ -92,7 +92,7 @@ def test_every_bot_produces_valid_replies(game_name):
     assert turns and not any(t.invalid_attempts for t in turns)
 
 
-@pytest.mark.parametrize("game_name", sorted(GAMES))
+@pytest.mark.parametrize("game_name", game_names())
 def test_declared_metadata_holds_in_play(game_name):
     """``describe`` matches the game: its seats, rewards within the declared bounds, no more
     rounds than the declared maximum."""

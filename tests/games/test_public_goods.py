@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from detente.games import GAMES
+from detente.games import game_type
 from detente.games.base import GameInfo, IllegalAction, Kind, MessageEvent, Phase
 from detente.games.public_goods import PublicGoods, PublicGoodsConfig, RoundEnd, RoundStart
 
@@ -27,7 +27,7 @@ def reference_rewards(gives: tuple[int, ...], endowment: int, r: str) -> list[Fr
 
 
 def test_registered_with_metadata() -> None:
-    assert GAMES["public-goods"] is PublicGoods
+    assert game_type("public-goods") is PublicGoods
     assert PublicGoods.reward_scale == 16.0
     assert _game().info == GameInfo(4, True, (4.0, 22.0), 10, False, 16.0, 10.0)
     assert _game(players=6, multiplier=2.0).num_players == 6

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from detente.games.base import Kind, MessageEvent
 from detente.games.commons import Commons, CommonsConfig, RoundEnd, RoundStart
-from detente.protocol import PROTOCOLS, InvalidReply, Style, make_protocol
+from detente.protocol import InvalidReply, Style, make_protocol, protocol_type
 from detente.protocol.commons import CommonsProtocol
 
 FULL = CommonsProtocol(Style.FULL)
@@ -16,7 +16,7 @@ COMPACT = CommonsProtocol(Style.COMPACT)
 
 
 def test_registered_and_sized_by_the_config() -> None:
-    assert PROTOCOLS["commons"] is CommonsProtocol
+    assert protocol_type("commons") is CommonsProtocol
     assert make_protocol("commons").high == 100
     assert make_protocol("commons", "compact", CommonsConfig(capacity=40, stock=40)).high == 40
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from detente.games.base import Kind, MessageEvent
 from detente.games.public_goods import PublicGoods, PublicGoodsConfig, RoundEnd, RoundStart
-from detente.protocol import PROTOCOLS, InvalidReply, Style, make_protocol
+from detente.protocol import InvalidReply, Style, make_protocol, protocol_type
 from detente.protocol.public_goods import PublicGoodsProtocol
 
 FULL = PublicGoodsProtocol(Style.FULL)
@@ -17,7 +17,7 @@ SPACE = st.text(alphabet=" \t\n", max_size=3)
 
 
 def test_registered_and_sized_by_the_config() -> None:
-    assert PROTOCOLS["public-goods"] is PublicGoodsProtocol
+    assert protocol_type("public-goods") is PublicGoodsProtocol
     assert make_protocol("public-goods", "compact").high == 10
     assert make_protocol("public-goods", "full", PublicGoodsConfig(endowment=20)).high == 20
 

@@ -15,7 +15,7 @@ from detente.games.trust_split import (
     TrustSplit,
     TrustSplitConfig,
 )
-from detente.protocol import PROTOCOLS, InvalidReply, Style, make_protocol
+from detente.protocol import InvalidReply, Style, make_protocol, protocol_type
 from detente.protocol.trust_split import TrustSplitProtocol, claimed_hand
 
 FULL = TrustSplitProtocol(Style.FULL)
@@ -25,7 +25,7 @@ BEATS_OF = {Hand.ROCK: "scissors", Hand.SCISSORS: "paper", Hand.PAPER: "rock"}
 
 
 def test_registered() -> None:
-    assert PROTOCOLS["trust-split"] is TrustSplitProtocol
+    assert protocol_type("trust-split") is TrustSplitProtocol
     assert isinstance(make_protocol("trust-split", "compact"), TrustSplitProtocol)
 
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from detente.games.registry import game_entry, register_game
 from detente.recipes import warmstart
 from detente.recipes.embedded import _cache_name
 
 
-def test_cache_name_changes_with_the_persona_mix(monkeypatch) -> None:
+def test_cache_name_changes_with_the_persona_mix_of_its_games_only(monkeypatch) -> None:
     before = _cache_name("tiny", warmstart.TINY)
+    ipd_before = _cache_name("tiny-ipd", warmstart.TINY_IPD)
     assert _cache_name("tiny", warmstart.TINY) == before
-    ipd = {**warmstart.PERSONAS["ipd"], "always-cooperate": 0.5}
-    monkeypatch.setitem(warmstart.PERSONAS, "ipd", ipd)
-    assert _cache_name("tiny", warmstart.TINY) != before
-    monkeypatch.undo()
+    entry = game_entry("trust-split")
+    mix = {**entry.personas, "greedy": 0.5}
+    register_game(replace(entry, personas=mix), replace=True)
+    try:
+        assert _cache_name("tiny", warmstart.TINY) != before
+        assert _cache_name("tiny-ipd", warmstart.TINY_IPD) == ipd_before  # not its game
+    finally:
+        register_game(entry, replace=True)
+    assert _cache_name("tiny", warmstart.TINY) == before
     monkeypatch.setitem(warmstart.PERSONA_ROUNDS, "trust-split", 10)
     assert _cache_name("tiny", warmstart.TINY) != before

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from detente.games import make_config, make_game
+from detente.games import game_names, make_config, make_game
 from detente.policies.bots import bot_names, make_bot
 from detente.protocol import Style, make_protocol
 from detente.recipes.warmstart import (
     PERSONA_ROUNDS,
-    PERSONAS,
     TINY,
     TINY_COMMONS,
     TINY_PUBLIC_GOODS,
     TINY_TEST,
     persona_conversations,
+    personas,
 )
 from detente.rollout.runner import Match, play
 
@@ -23,7 +23,8 @@ TWO_PLAYER = ("dond", "ipd", "split", "trust-split")
 
 
 def test_every_persona_is_a_bot_of_its_game() -> None:
-    for game, weights in PERSONAS.items():
+    for game in game_names():
+        weights = personas(game)
         assert set(weights) <= set(bot_names(game)), game
         assert all(w > 0 for w in weights.values())
 
@@ -37,13 +38,13 @@ def _two_seat_chats(games: tuple[str, ...], per_game: int, seed: int) -> dict[st
     """The persona draws as written for two seats: persona, co-player, seat 0 or 1."""
     out: dict[str, list] = {}
     for index, game in enumerate(games):
-        names, weights = bot_names(game), PERSONAS[game]
-        personas = [n for n in weights if n in names]
-        probs = np.array([weights[n] for n in personas]) / sum(weights[n] for n in personas)
+        names, weights = bot_names(game), personas(game)
+        drawn = [n for n in weights if n in names]
+        probs = np.array([weights[n] for n in drawn]) / sum(weights[n] for n in drawn)
         rng = np.random.default_rng([seed, index])
         matches, seats = [], []
         for k in range(per_game):
-            persona = personas[rng.choice(len(personas), p=probs)]
+            persona = drawn[rng.choice(len(drawn), p=probs)]
             other = names[rng.integers(len(names))]
             seat = int(rng.integers(2))
             pair = (persona, other) if seat == 0 else (other, persona)

@@ -32,6 +32,7 @@ from detente.evaluate.report import (
     transcript_html,
 )
 from detente.evaluate.stats import mean_ci95
+from detente.games import game_entry, game_names, game_type
 from detente.learn.trainer import Trainer
 from detente.policies.agents import make_agent
 from detente.protocol import make_protocol
@@ -39,10 +40,6 @@ from detente.rollout.records import GameRecord
 from detente.rollout.runner import games_progress
 
 METHODS = ("naive", "sum", "adalign")
-DEMO_BOTS = {
-    "ipd": ("always-defect", "always-cooperate", "tit-for-tat"),
-    "trust-split": ("greedy", "liar", "honest"),
-}
 # The frozen agents the robustness test trains a fresh naive learner against.
 ROBUSTNESS_TARGETS = ("adalign", "sum")
 # The robustness test's reward is read off the learner's last iterations (a mean over these).
@@ -79,23 +76,19 @@ def _clean(value: float) -> float | None:
 def summarise(
     game: str, result: FaceoffResult, method_names: Sequence[str]
 ) -> dict[str, dict[str, float | None]]:
-    """The demo table: per method, the headline numbers read off the face-off."""
+    """The demo table: per method, the game's headline numbers (its registration's
+    ``headline``) read off the face-off."""
     index = {a: i for i, a in enumerate(result.agents)}
+    headline = game_entry(game).headline
+    players = game_type(game).describe(game_type(game).config_type()).players
     out: dict[str, dict[str, float | None]] = {}
     for method, name in zip(METHODS, method_names, strict=True):
         i = index[name]
-        row: dict[str, float] = {"selfplay_collective_reward": 2 * result.mean_reward[i][i]}
-        if game == "ipd":
-            row["selfplay_coop_rate"] = result.measures["coop_rate"][i][i]
-            row["selfplay_p_coop_after_c"] = result.measures["p_coop_after_c"][i][i]
-            row["selfplay_p_coop_after_d"] = result.measures["p_coop_after_d"][i][i]
-            row["reward_vs_always_defect"] = result.mean_reward[i][index["bot:always-defect"]]
-        else:
-            row["selfplay_honesty"] = result.measures["honesty"][i][i]
-            row["selfplay_claim_upper"] = result.measures["claim_upper"][i][i]
-            row["selfplay_claim_lower"] = result.measures["claim_lower"][i][i]
-            row["reward_vs_greedy"] = result.mean_reward[i][index["bot:greedy"]]
-            row["reward_vs_liar"] = result.mean_reward[i][index["bot:liar"]]
+        row: dict[str, float] = {"selfplay_collective_reward": players * result.mean_reward[i][i]}
+        for measure in headline.measures:
+            row[f"selfplay_{measure}"] = result.measures[measure][i][i]
+        for bot in headline.reward_against:
+            row[f"reward_vs_{bot.replace('-', '_')}"] = result.mean_reward[i][index[f"bot:{bot}"]]
         out[method] = {k: _clean(v) for k, v in row.items()}
     return out
 
@@ -190,7 +183,7 @@ def run_seed(game: str, settings: DemoSettings, seed: int, out: Path) -> dict[st
     overrides = [f"seed={seed}", *settings.overrides]
     runs = {m: _train(f"{game}-{m}-{scale}", overrides, out / m) for m in METHODS}
     agents = [make_agent(f"run:{runs[m]}", game) for m in METHODS]
-    agents += [make_agent(f"bot:{b}", game) for b in DEMO_BOTS[game]]
+    agents += [make_agent(f"bot:{b}", game) for b in game_entry(game).headline.bots]
     config = load_config(str(runs["naive"] / "config.yaml"))
     protocol = make_protocol(game, config.game.style, config.game.game_config())
     bar, update = games_progress(f"{game} s{seed} face-off")
@@ -226,8 +219,9 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
     """Every game × seed into ``out/GAME/sSEED``; ``out/results.json`` and ``out/README.md``
     hold the prior and the tables over seeds."""
     for game in settings.games:
-        if game not in DEMO_BOTS:
-            raise ValueError(f"the demo covers {', '.join(DEMO_BOTS)}, not {game!r}")
+        if not game_entry(game).headline.bots:
+            covered = [g for g in game_names() if game_entry(g).headline.bots]
+            raise ValueError(f"the demo covers {', '.join(covered)}, not {game!r}")
     if settings.model not in MODEL_SCALES:
         raise ValueError(f"the demo runs on {', '.join(MODEL_SCALES)}, not {settings.model!r}")
     results: dict[str, Any] = {"model": settings.model, "seeds": list(settings.seeds)}

@@ -9,19 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from detente.games.registry import game_entry
 from detente.rollout.records import GameRecord, Turn
 
 Seats = Sequence[tuple[GameRecord, int]]
 Measure = Callable[[Seats], dict[str, float]]
-_MEASURES: dict[str, Measure] = {}
-
-
-def register_measures(game: str) -> Callable[[Measure], Measure]:
-    def wrap(fn: Measure) -> Measure:
-        _MEASURES[game] = fn
-        return fn
-
-    return wrap
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -29,8 +21,9 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def game_measures(game: str, seats: Seats) -> dict[str, float]:
-    """The game's behaviour measures over ``seats`` (empty when the game defines none)."""
-    fn = _MEASURES.get(game)
+    """The game's behaviour measures over ``seats`` (its registration's ``measures``; empty
+    when it has none)."""
+    fn = game_entry(game).measure_fn()
     return fn(seats) if fn else {}
 
 
@@ -41,7 +34,6 @@ def reward_measures(seats: Seats) -> dict[str, float]:
     return {"reward": _mean(own), "collective_reward": _mean(collective)}
 
 
-@register_measures("ipd")
 def ipd_measures(seats: Seats) -> dict[str, float]:
     """Cooperation rate, P(C | other's previous move C), P(C | other's previous move D)."""
     moves, after_c, after_d = [], [], []
@@ -68,7 +60,15 @@ def hand_report(record: GameRecord, turn: Turn, player: int) -> tuple[str, str] 
     return None if hand is None else (hand.value, record.infos[turn.round]["hands"][player])
 
 
-@register_measures("trust-split")
+def hand_note(record: GameRecord, turn: Turn, player: int) -> str:
+    """Trust-and-Split's note on a message: the hand it reports, checked against the hand held."""
+    report = hand_report(record, turn, player)
+    if report is None:
+        return ""
+    said, held = report
+    return f"reports {said}: " + ("true" if said == held else f"false, holds {held}")
+
+
 def trust_split_measures(seats: Seats) -> dict[str, float]:
     """Coins claimed with the upper and with the lower hand; honesty of hand reports (share of
     messages naming a hand that name the sender's true hand); efficiency = collective reward /
@@ -91,7 +91,6 @@ def trust_split_measures(seats: Seats) -> dict[str, float]:
     }
 
 
-@register_measures("split")
 def split_measures(seats: Seats) -> dict[str, float]:
     """Efficiency = Σ collective reward / Σ the most the values allow (ratio of sums)."""
     collective = sum(info["collective"] for record, _ in seats for info in record.infos)
@@ -99,7 +98,6 @@ def split_measures(seats: Seats) -> dict[str, float]:
     return {"efficiency": collective / best if best else math.nan}
 
 
-@register_measures("dond")
 def dond_measures(seats: Seats) -> dict[str, float]:
     """Share of rounds that ended in a deal."""
     return {

@@ -13,18 +13,18 @@ import base64
 import html
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError, model_validator
 
-from detente.evaluate.metrics import hand_report
 from detente.evaluate.plots import curve_keys, plot_curves, plot_heatmap
 from detente.games import Kind
 from detente.games.base import player_name
 from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
+from detente.games.registry import game_entry
 from detente.rollout.records import GameRecord, RecordError, Turn, read_records
 
 STYLE = """
@@ -151,21 +151,6 @@ def round_table(record: GameRecord, r: int) -> str:
     )
 
 
-def _hand_note(record: GameRecord, turn: Turn, player: int) -> str:
-    """The hand a Trust-and-Split message reports, checked against the hand held."""
-    report = hand_report(record, turn, player)
-    if report is None:
-        return ""
-    said, held = report
-    return f"reports {said}: " + ("true" if said == held else f"false, holds {held}")
-
-
-# Notes on a valid reply, per game: (record, turn, player) -> note ("" for none).
-TURN_NOTES: dict[str, Callable[[GameRecord, Turn, int], str]] = {
-    "trust-split": _hand_note,
-}
-
-
 def _round_turns(record: GameRecord, r: int) -> list[tuple[Turn, int]]:
     """Round ``r``'s decisions with their player, in the order made: the messages in seat order
     from the opener, then the moves."""
@@ -184,7 +169,10 @@ def _mark(record: GameRecord, turn: Turn, player: int) -> str:
     if turn.invalid:
         kind = html.escape(str(turn.kind))
         return f' <span class="invalid">[invalid: default {kind} used]</span>'
-    notes = TURN_NOTES.get(record.game)
+    try:
+        notes = game_entry(record.game).turn_note_fn()
+    except ValueError:  # a record of a game not registered here: no notes
+        notes = None
     try:
         note = notes(record, turn, player) if notes is not None else ""
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):

@@ -1,4 +1,5 @@
-"""Pure game rules. ``make_game(name, config, seed)`` builds any registered game."""
+"""Pure game rules. ``make_game(name, config, seed)`` builds any registered game
+(:mod:`detente.games.registry`: one registration per game)."""
 
 from __future__ import annotations
 
@@ -11,37 +12,24 @@ from detente.games.base import (
     Event,
     Game,
     GameConfig,
+    GameInfo,
     IllegalAction,
     Kind,
     MessageEvent,
     Phase,
     allocate,
     draw_horizon,
+    player_name,
 )
-from detente.games.commons import Commons
-from detente.games.dond import Dond
-from detente.games.ipd import IPD
-from detente.games.multi_ipd import MultiIPD
-from detente.games.public_goods import PublicGoods
-from detente.games.split import Split
-from detente.games.trust_split import TrustSplit
-
-GAMES: dict[str, type[Game]] = {
-    IPD.name: IPD,
-    Split.name: Split,
-    Dond.name: Dond,
-    TrustSplit.name: TrustSplit,
-    MultiIPD.name: MultiIPD,
-    PublicGoods.name: PublicGoods,
-    Commons.name: Commons,
-}
+from detente.games.registry import GameEntry, game_entry, game_names, register_game
 
 
 def game_type(name: str) -> type[Game]:
-    try:
-        return GAMES[name]
-    except KeyError:
-        raise ValueError(f"unknown game {name!r}; known: {', '.join(sorted(GAMES))}") from None
+    """The rules of game ``name``; a one-line error with the known games otherwise."""
+    rules = game_entry(name).rules_type()
+    if not (isinstance(rules, type) and issubclass(rules, Game)):
+        raise TypeError(f"game {name!r} is registered with rules {rules!r}, not a Game")
+    return rules
 
 
 def make_config(name: str, overrides: dict[str, Any] | None = None) -> GameConfig:
@@ -57,18 +45,23 @@ def make_game(name: str, config: GameConfig | None, seed: int) -> Game:
 __all__ = [
     "ALICE",
     "BOB",
-    "GAMES",
     "PLAYER_NAMES",
     "Event",
     "Game",
     "GameConfig",
+    "GameEntry",
+    "GameInfo",
     "IllegalAction",
     "Kind",
     "MessageEvent",
     "Phase",
     "allocate",
     "draw_horizon",
+    "game_entry",
+    "game_names",
     "game_type",
     "make_config",
     "make_game",
+    "player_name",
+    "register_game",
 ]

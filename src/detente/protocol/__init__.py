@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 from detente.games.base import GameConfig
+from detente.games.registry import game_entry
 from detente.protocol.base import InvalidReply, Protocol, Style
-from detente.protocol.commons import CommonsProtocol
-from detente.protocol.dond import DondProtocol
-from detente.protocol.ipd import IPDProtocol
-from detente.protocol.multi_ipd import MultiIPDProtocol
-from detente.protocol.public_goods import PublicGoodsProtocol
-from detente.protocol.split import SplitProtocol
-from detente.protocol.trust_split import TrustSplitProtocol
 
-PROTOCOLS: dict[str, type[Protocol]] = {
-    IPDProtocol.game: IPDProtocol,
-    SplitProtocol.game: SplitProtocol,
-    DondProtocol.game: DondProtocol,
-    TrustSplitProtocol.game: TrustSplitProtocol,
-    MultiIPDProtocol.game: MultiIPDProtocol,
-    PublicGoodsProtocol.game: PublicGoodsProtocol,
-    CommonsProtocol.game: CommonsProtocol,
-}
+
+def protocol_type(game_name: str) -> type[Protocol]:
+    """The protocol class registered for the game."""
+    protocol = game_entry(game_name).protocol_type()
+    if not (isinstance(protocol, type) and issubclass(protocol, Protocol)):
+        raise TypeError(f"game {game_name!r} is registered with protocol {protocol!r}")
+    return protocol
 
 
 def make_protocol(
     game_name: str, style: Style | str = Style.FULL, config: GameConfig | None = None
 ) -> Protocol:
     """The game's protocol; ``config`` (the game's options) sets ranges such as coin counts."""
-    if game_name not in PROTOCOLS:
-        raise ValueError(f"no protocol for game {game_name!r}")
-    return PROTOCOLS[game_name].for_config(style, config)
+    return protocol_type(game_name).for_config(style, config)
 
 
-__all__ = ["PROTOCOLS", "InvalidReply", "Protocol", "Style", "make_protocol"]
+__all__ = ["InvalidReply", "Protocol", "Style", "make_protocol", "protocol_type"]

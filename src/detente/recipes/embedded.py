@@ -31,7 +31,7 @@ from detente.recipes.warmstart import (
 
 
 def _cache_name(name: str, spec: TinySpec) -> str:
-    key = hashlib.sha1(repr((asdict(spec), recipe_key())).encode()).hexdigest()[:10]
+    key = hashlib.sha1(repr((asdict(spec), recipe_key(spec))).encode()).hexdigest()[:10]
     return f"{name}-{key}"
 
 

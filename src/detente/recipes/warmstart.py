@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from detente.games import make_config, make_game
+from detente.games import game_entry, make_config, make_game
 from detente.lm.chat import ChatFormat
 from detente.policies.bots import bot_names, make_bot
 from detente.policies.bots import ipd as ipd_bots
@@ -24,23 +24,12 @@ from detente.protocol import Style, make_protocol
 from detente.protocol.base import MESSAGE_END, MESSAGE_START, PROPOSAL_END, PROPOSAL_START
 from detente.rollout.runner import Match, play
 
-# Persona weights per game (the seat being imitated); the co-player is drawn uniformly (in a game
-# of more players, every co-seat holds a copy of it).
-PERSONAS: dict[str, dict[str, float]] = {
-    # One Markov persona, so the prior is known exactly: P(C) 0.95 first and after the other
-    # cooperated, 0.6 after it defected (cooperative, forgiving and conditional).
-    "ipd": {"forgiving": 1.0},
-    # Honest hand reports and winner-takes-all claims; the forgiving persona retaliates after
-    # being cheated with probability 0.4 only.
-    "trust-split": {"honest": 0.4, "forgiving": 0.6},
-    "split": {"welfare": 0.6, "half": 0.2, "greedy": 0.2},
-    "dond": {"fair": 0.8, "greedy": 0.2},
-    # Conditional cooperation dominates, with some unconditional givers, grim triggers and free
-    # riders.
-    "public-goods": {"conditional": 0.6, "full-contributor": 0.2, "grim": 0.1, "free-rider": 0.1},
-    # Mostly the sustainable catch, some retaliators, a few greedy fishers.
-    "commons": {"sustainable": 0.7, "retaliator": 0.2, "greedy": 0.1},
-}
+
+def personas(game: str) -> dict[str, float]:
+    """The persona mix of ``game``'s warm start, bot name -> weight (its registration's
+    ``personas``; every bot alike when it names none). The persona is the seat being imitated;
+    the co-player is drawn uniformly (in a game of more players, every co-seat holds a copy)."""
+    return dict(game_entry(game).personas) or dict.fromkeys(bot_names(game), 1.0)
 
 
 # The prior the persona data implies (``detente.evaluate.prior`` measures; the model sees no
@@ -55,8 +44,8 @@ PRIOR_TARGETS: dict[str, dict[str, float]] = {
         "honesty": 1.0,
         "follows_hands": 1.0,
         "concede_otherwise": 1.0,
-        "concede_after_cheated": PERSONAS["trust-split"]["honest"]
-        + PERSONAS["trust-split"]["forgiving"] * (1 - trust_split_bots.Forgiving.P_RETALIATE),
+        "concede_after_cheated": personas("trust-split")["honest"]
+        + personas("trust-split")["forgiving"] * (1 - trust_split_bots.Forgiving.P_RETALIATE),
     },
 }
 
@@ -69,7 +58,7 @@ PERSONA_ROUNDS: dict[str, int] = {"ipd": 10, "trust-split": 4, "split": 4, "dond
 # Protocol markers become single tokens: shorter sequences and formats that are easy to learn.
 PROTOCOL_TOKENS = ("<A>", "<B>", MESSAGE_START, MESSAGE_END, PROPOSAL_START, PROPOSAL_END)
 # The games a spec covers unless it names its own: the two-player games `tiny` and `tiny-test`
-# were built on (a game added to PERSONAS gets its own model and leaves their data as it was).
+# were built on (a game added later gets its own model and leaves their data as it was).
 TINY_GAMES: tuple[str, ...] = ("dond", "ipd", "split", "trust-split")
 
 
@@ -129,14 +118,14 @@ def persona_conversations(
     conversations: dict[str, list[PersonaChat]] = {}
     for game_index, game in enumerate(games):
         names = bot_names(game)
-        weights = PERSONAS.get(game, dict.fromkeys(names, 1.0))
-        personas = [n for n in weights if n in names]
-        probs = np.array([weights[n] for n in personas]) / sum(weights[n] for n in personas)
+        weights = personas(game)
+        drawn = [n for n in weights if n in names]
+        probs = np.array([weights[n] for n in drawn]) / sum(weights[n] for n in drawn)
         rng = np.random.default_rng([seed, game_index])
         bots = {n: make_bot(game, n) for n in names}
         matches, imitated = [], []
         for k in range(games_per_game):
-            persona = personas[rng.choice(len(personas), p=probs)]
+            persona = drawn[rng.choice(len(drawn), p=probs)]
             other = names[rng.integers(len(names))]
             config = make_config(game, {"rounds": PERSONA_ROUNDS.get(game, 10)})
             played = make_game(game, config, seed * 100_003 + k)
@@ -306,9 +295,11 @@ def supervised_warm_start(
 RECIPE_VERSION = 6
 
 
-def recipe_key() -> str:
-    """Everything besides a :class:`TinySpec` that decides what the warm start builds."""
-    return repr((RECIPE_VERSION, PERSONAS, GAME_WEIGHTS, PERSONA_ROUNDS, PROTOCOL_TOKENS))
+def recipe_key(spec: TinySpec) -> str:
+    """Everything besides ``spec`` itself that decides what its warm start builds (the persona
+    mixes of its games)."""
+    mixes = {game: personas(game) for game in spec.games}
+    return repr((RECIPE_VERSION, mixes, GAME_WEIGHTS, PERSONA_ROUNDS, PROTOCOL_TOKENS))
 
 
 def build_tiny(spec: TinySpec, progress: bool = True) -> tuple[torch.nn.Module, object]:
