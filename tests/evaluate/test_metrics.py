@@ -56,3 +56,46 @@ def test_split_efficiency_is_a_ratio_of_sums():
 def test_dond_agreement():
     assert game_measures("dond", [(r, 0) for r in records_of("dond", "greedy", "greedy", 5)])["agreement_rate"] == 0
     assert game_measures("dond", [(r, 0) for r in records_of("dond", "fair", "fair", 10)])["agreement_rate"] > 0.7
+
+
+def _play_bots(game_name: str, bots: tuple[str, ...], rounds: int = 3):
+    from detente.games import make_config, make_game
+    from detente.policies.bots import make_bot
+    from detente.protocol import make_protocol
+    from detente.rollout.runner import Match, play
+
+    config = make_config(game_name, {"rounds": rounds, "players": len(bots)})
+    game = make_game(game_name, config, 0)
+    policies = tuple(make_bot(game_name, b) for b in bots)
+    (record,) = play([Match(game, policies, "g")], make_protocol(game_name, config=config))
+    return record
+
+
+def test_public_goods_measures_of_a_free_rider_among_contributors():
+    from detente.evaluate.metrics import game_measures
+
+    record = _play_bots("public-goods", ("free-rider", "full-contributor", "full-contributor"))
+    assert game_measures("public-goods", [(record, 0)]) == {"contribution_rate": 0.0, "free_ride_rate": 1.0}
+    assert game_measures("public-goods", [(record, 1), (record, 2)]) == {
+        "contribution_rate": 1.0, "free_ride_rate": 0.0,
+    }
+
+
+def test_commons_measures_tell_sustainable_play_from_collapse():
+    from detente.evaluate.metrics import game_measures
+
+    greedy = _play_bots("commons", ("greedy",) * 5)
+    sustainable = _play_bots("commons", ("sustainable",) * 5)
+    seats = [(greedy, p) for p in range(5)]
+    assert game_measures("commons", seats) == {"sustainable_rate": 0.0, "collapse_rate": 1.0}
+    seats = [(sustainable, p) for p in range(5)]
+    assert game_measures("commons", seats) == {"sustainable_rate": 1.0, "collapse_rate": 0.0}
+
+
+def test_multi_ipd_cooperation_rate_counts_moves_toward_each_co_player():
+    from detente.evaluate.metrics import game_measures
+
+    record = _play_bots("multi-ipd", ("tit-for-tat", "tit-for-tat", "always-defect"))
+    # Tit-for-tat: C toward both in round 1, then C toward the other TFT and D toward the defector.
+    assert game_measures("multi-ipd", [(record, 0)])["coop_rate"] == pytest.approx((1 + 0.5 + 0.5) / 3)
+    assert game_measures("multi-ipd", [(record, 2)])["coop_rate"] == 0.0

@@ -103,3 +103,35 @@ def dond_measures(seats: Seats) -> dict[str, float]:
     return {
         "agreement_rate": _mean([info["agreed"] for record, _ in seats for info in record.infos])
     }
+
+
+def multi_ipd_measures(seats: Seats) -> dict[str, float]:
+    """Cooperation rate: the share of the seat's moves (one toward each co-player) that are C."""
+    return {
+        "coop_rate": _mean([info["cooperated"][p] for record, p in seats for info in record.infos])
+    }
+
+
+def public_goods_measures(seats: Seats) -> dict[str, float]:
+    """Contribution rate c_i / E per round, and free riding: the share of rounds giving 0."""
+    given = [
+        (info["contributions"][p], info["endowment"])
+        for record, p in seats
+        for info in record.infos
+    ]
+    return {
+        "contribution_rate": _mean([c / e for c, e in given]),
+        "free_ride_rate": _mean([c == 0 for c, _ in given]),
+    }
+
+
+def commons_measures(seats: Seats) -> dict[str, float]:
+    """Sustainable rate: the share of rounds the seat asked at most its share of the regrowth,
+    ⌊S/(2N)⌋ of stock S; collapse rate: the share of the seats' games that ended in a collapse."""
+    sustainable = [
+        info["requests"][p] <= info["stock"] // (2 * record.num_players)
+        for record, p in seats
+        for info in record.infos
+    ]
+    collapsed = [bool(record.infos) and record.infos[-1]["collapsed"] for record, _ in seats]
+    return {"sustainable_rate": _mean(sustainable), "collapse_rate": _mean(collapsed)}

@@ -136,6 +136,7 @@ class PublicGoods(ChatGame[PublicGoodsConfig, int]):
             "pot": pot,
             "share": share,
             "contribution_rate": pot / (c.players * c.endowment),
+            "endowment": c.endowment,
             "collective": math.fsum(rewards),
         }
         events = tuple(

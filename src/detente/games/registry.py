@@ -160,15 +160,20 @@ for _entry in (
         measures=f"{_MEASURES}:dond_measures",
         personas={"fair": 0.8, "greedy": 0.2},
     ),
-    _builtin("multi-ipd", "multi_ipd", "MultiIPD", "MultiIPDProtocol"),
+    _builtin(
+        "multi-ipd", "multi_ipd", "MultiIPD", "MultiIPDProtocol",
+        measures=f"{_MEASURES}:multi_ipd_measures",
+    ),
     _builtin(
         "public-goods", "public_goods", "PublicGoods", "PublicGoodsProtocol",
+        measures=f"{_MEASURES}:public_goods_measures",
         # Conditional cooperation dominates, with some unconditional givers, grim triggers and
         # free riders.
         personas={"conditional": 0.6, "full-contributor": 0.2, "grim": 0.1, "free-rider": 0.1},
     ),
     _builtin(
         "commons", "commons", "Commons", "CommonsProtocol",
+        measures=f"{_MEASURES}:commons_measures",
         # Mostly the sustainable catch, some retaliators, a few greedy fishers.
         personas={"sustainable": 0.7, "retaliator": 0.2, "greedy": 0.1},
     ),
