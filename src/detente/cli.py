@@ -374,16 +374,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_exploit(args: argparse.Namespace) -> int:
-    """A fresh naive learner trained against a frozen target; both reward curves, plotted."""
+    """A fresh naive learner trained against a frozen target on the objective's mixed reward
+    (naive, spite, margin); both reward curves, plotted."""
     from detente.config import load_config
+    from detente.evaluate.exploiters import OBJECTIVES
     from detente.evaluate.plots import plot_curves
     from detente.evaluate.report import read_metrics
     from detente.learn.trainer import Trainer
 
     preset = f"{args.game}-naive-{args.scale}"
-    config = load_config(preset, [f"train.opponent={args.target}", *args.overrides])
-    run_dir = Path(args.out or default_run_dir(
-        f"exploit-{args.game}", [f"target={args.target}", *args.overrides], config.seed))  # fmt: skip
+    w_self, w_other = OBJECTIVES[args.objective]
+    objective = [f"train.reward_weights=[{w_self}, {w_other}]"]
+    config = load_config(preset, [f"train.opponent={args.target}", *objective, *args.overrides])
+    named = [f"target={args.target}", *([f"objective={args.objective}"]
+             if args.objective != "naive" else []), *args.overrides]  # fmt: skip
+    run_dir = Path(args.out or default_run_dir(f"exploit-{args.game}", named, config.seed))
     trainer = Trainer.create(config, run_dir)
     trainer.run()
     lines = read_metrics(run_dir)
@@ -397,7 +402,7 @@ def cmd_exploit(args: argparse.Namespace) -> int:
         curves,
         "reward",
         run_dir / "exploit.png",
-        f"naive learner vs {args.target}: reward per round",
+        f"{args.objective} learner vs {args.target}: reward per round",
     )
     first, last = lines[0], lines[-1]
     print(
@@ -636,8 +641,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", required=True, choices=games)
     p.add_argument("--target", required=True, help="agent spec: bot:NAME, lm:MODEL, run:DIR")
     p.add_argument("--scale", default="tiny", help="preset scale of the learner (tiny, smollm2)")
+    p.add_argument("--objective", choices=["naive", "spite", "margin"], default="naive",
+                   help="the learner's reward: naive its own, spite the target's loss (−Σ of "
+                   "the co-players' rewards), margin its lead (own − co-players')")
     p.add_argument("--out", help="run directory (default "
-                   "runs/exploit-GAME-targetSPEC[-OVERRIDES]-sSEED)")
+                   "runs/exploit-GAME-targetSPEC[-objectiveOBJ][-OVERRIDES]-sSEED)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.set_defaults(func=cmd_exploit)
 
