@@ -24,7 +24,7 @@ from detente.games import Kind
 from detente.games.base import player_name
 from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
-from detente.games.registry import game_entry
+from detente.games.registry import GameEntry, game_entry, game_names
 from detente.rollout.records import GameRecord, RecordError, Turn, read_records
 
 STYLE = """
@@ -80,27 +80,6 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-# Per-round info of the games (``games/*.py``), each with its label, in display order: per player
-# (a list with one entry per player; ``upper`` names the player with the upper hand), and
-# round-wide facts. Rewards come from the record itself.
-PLAYER_INFO: dict[str, str] = {
-    "hands": "hand",
-    "upper": "position",
-    "values": "value per unit",
-    "moves": "move",
-    "claims": "claim (coins)",
-    "proposals": "proposal (keeps)",
-    "units": "received",
-}
-ROUND_INFO: dict[str, str] = {
-    "opener": "opens",
-    "coins": "coins",
-    "stock": "stock",
-    "agreed": "deal",
-    "efficiency": "efficiency",
-}
-
-
 def _text(value: Any) -> str:
     """Plain text of an info value: numbers to 2 decimals, item bundles with their type names."""
     if isinstance(value, bool):
@@ -110,6 +89,12 @@ def _text(value: Any) -> str:
     if isinstance(value, list) and len(value) == len(ITEM_TYPES):
         return ", ".join(f"{name} {_text(v)}" for name, v in zip(ITEM_TYPES, value, strict=True))
     return str(value)
+
+
+def _entry(game: str) -> GameEntry | None:
+    """The registration of a record's game; None for a game not registered here (its
+    transcript shows rewards and replies only)."""
+    return game_entry(game) if game in game_names() else None
 
 
 def _per_player(info: dict[str, Any], key: str, players: int) -> list[Any]:
@@ -134,16 +119,16 @@ def round_table(record: GameRecord, r: int) -> str:
     what each received, reward), then the round-wide facts (opener, stock, deal)."""
     info = record.infos[r]
     n = record.num_players
-    columns = {
-        label: _per_player(info, key, n) for key, label in PLAYER_INFO.items() if key in info
-    }
+    entry = _entry(record.game)
+    shown, facts_shown = (entry.columns, entry.facts) if entry is not None else ({}, {})
+    columns = {label: _per_player(info, key, n) for key, label in shown.items() if key in info}
     columns["reward"] = list(record.rewards[r])
     rows = [
         [player_name(p), *(_text(values[p]) for values in columns.values())] for p in range(n)
     ]
     facts = [
         f"{label}: {_player_name(info[key], n) if key == 'opener' else _text(info[key])}"
-        for key, label in ROUND_INFO.items()
+        for key, label in facts_shown.items()
         if key in info
     ]
     return html_table(["player", *columns], rows) + (
@@ -169,10 +154,8 @@ def _mark(record: GameRecord, turn: Turn, player: int) -> str:
     if turn.invalid:
         kind = html.escape(str(turn.kind))
         return f' <span class="invalid">[invalid: default {kind} used]</span>'
-    try:
-        notes = game_entry(record.game).turn_note_fn()
-    except ValueError:  # a record of a game not registered here: no notes
-        notes = None
+    entry = _entry(record.game)
+    notes = entry.turn_note_fn() if entry is not None else None
     try:
         note = notes(record, turn, player) if notes is not None else ""
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):

@@ -50,7 +50,9 @@ class GameEntry:
     turn_note: ``(record, turn, player) -> str``, a note on a valid reply in transcripts (e.g. a
     hand report checked against the truth); personas: the warm start's persona mix, bot name
     -> weight (empty: every bot alike); preset: the game's preset fragment (the contents of a
-    ``presets/games/NAME.yaml``) when it ships none; headline: its line in the demo table.
+    ``presets/games/NAME.yaml``) when it ships none; headline: its line in the demo table;
+    columns / facts: the round infos a transcript shows, info key -> label, per player (a list
+    with one entry per seat) and round-wide.
     """
 
     name: str
@@ -62,6 +64,8 @@ class GameEntry:
     personas: Mapping[str, float] = field(default_factory=dict)
     preset: Mapping[str, Any] | None = None
     headline: Headline = field(default_factory=Headline)
+    columns: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, str] = field(default_factory=dict)
 
     def rules_type(self) -> type:
         return resolve(self.rules)
@@ -129,6 +133,7 @@ for _entry in (
     _builtin(
         "ipd", "ipd", "IPD", "IPDProtocol",
         measures=f"{_MEASURES}:ipd_measures",
+        columns={"moves": "move"},
         # One Markov persona, so the prior is known exactly: P(C) 0.95 first and after the other
         # cooperated, 0.6 after it defected (cooperative, forgiving and conditional).
         personas={"forgiving": 1.0},
@@ -142,6 +147,9 @@ for _entry in (
         "trust-split", "trust_split", "TrustSplit", "TrustSplitProtocol",
         measures=f"{_MEASURES}:trust_split_measures",
         turn_note=f"{_MEASURES}:hand_note",
+        columns={"hands": "hand", "upper": "position", "values": "value per unit",
+                 "claims": "claim (coins)", "units": "received"},
+        facts={"opener": "opens", "coins": "coins"},
         # Honest hand reports and winner-takes-all claims; the forgiving persona retaliates
         # after being cheated with probability 0.4 only.
         personas={"honest": 0.4, "forgiving": 0.6},
@@ -153,20 +161,27 @@ for _entry in (
     _builtin(
         "split", "split", "Split", "SplitProtocol",
         measures=f"{_MEASURES}:split_measures",
+        columns={"values": "value per unit", "proposals": "proposal (keeps)", "units": "received"},
+        facts={"efficiency": "efficiency"},
         personas={"welfare": 0.6, "half": 0.2, "greedy": 0.2},
     ),
     _builtin(
         "dond", "dond", "Dond", "DondProtocol",
         measures=f"{_MEASURES}:dond_measures",
+        columns={"values": "value per unit", "proposals": "proposal (keeps)"},
+        facts={"opener": "opens", "stock": "stock", "agreed": "deal"},
         personas={"fair": 0.8, "greedy": 0.2},
     ),
     _builtin(
         "multi-ipd", "multi_ipd", "MultiIPD", "MultiIPDProtocol",
         measures=f"{_MEASURES}:multi_ipd_measures",
+        columns={"moves": "moves toward the co-players"},
     ),
     _builtin(
         "public-goods", "public_goods", "PublicGoods", "PublicGoodsProtocol",
         measures=f"{_MEASURES}:public_goods_measures",
+        columns={"contributions": "contribution"},
+        facts={"pot": "pot", "share": "share each"},
         # Conditional cooperation dominates, with some unconditional givers, grim triggers and
         # free riders.
         personas={"conditional": 0.6, "full-contributor": 0.2, "grim": 0.1, "free-rider": 0.1},
@@ -174,6 +189,8 @@ for _entry in (
     _builtin(
         "commons", "commons", "Commons", "CommonsProtocol",
         measures=f"{_MEASURES}:commons_measures",
+        columns={"requests": "request", "harvests": "catch"},
+        facts={"stock": "stock", "remaining": "left", "collapsed": "collapsed"},
         # Mostly the sustainable catch, some retaliators, a few greedy fishers.
         personas={"sustainable": 0.7, "retaliator": 0.2, "greedy": 0.1},
     ),
