@@ -86,7 +86,7 @@ class Replica:
             local = [
                 Match(
                     m.game,
-                    (resolve(m.seats[0]), resolve(m.seats[1])),
+                    tuple(resolve(seat) for seat in m.seats),
                     m.game_id,
                     m.group,
                     m.learners,

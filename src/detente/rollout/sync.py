@@ -82,10 +82,10 @@ class PortableMatch:
     """A :class:`Match` whose language-model seats name adapters instead of engines."""
 
     game: Game
-    seats: tuple[Policy | AdapterSeat, Policy | AdapterSeat]
+    seats: tuple[Policy | AdapterSeat, ...]
     game_id: str
     group: int
-    learners: tuple[bool, bool]
+    learners: tuple[bool, ...]
 
 
 def portable(matches: Sequence[Match], batcher: LMBatcher) -> list[PortableMatch]:
@@ -102,8 +102,6 @@ def portable(matches: Sequence[Match], batcher: LMBatcher) -> list[PortableMatch
         return policy
 
     return [
-        PortableMatch(
-            m.game, (seat(m.policies[0]), seat(m.policies[1])), m.game_id, m.group, m.learners
-        )
+        PortableMatch(m.game, tuple(seat(p) for p in m.policies), m.game_id, m.group, m.learners)
         for m in matches
     ]
