@@ -144,3 +144,63 @@ def test_cli_faceoff_of_a_trained_run(trained_ipd_run, tmp_path, capsys):
 
     assert main(["faceoff", "--game", "ipd", "--agents", f"run:{trained_ipd_run}@9,bot:grim"]) == 1
     assert "no adapter of iteration 9; available: 1, 2" in capsys.readouterr().err
+
+
+def test_n_player_cells_put_the_row_agent_among_copies_of_the_column_agent():
+    """Public goods, 3 players: a free rider among two full contributors gets
+    10 + 1.6·20/3, a full contributor among two free riders 1.6·10/3; self-play on the diagonal."""
+    from detente.evaluate.faceoff import faceoff, seat_plans
+    from detente.games import make_config
+    from detente.policies.bots import make_bot
+    from detente.protocol import make_protocol
+
+    config = make_config("public-goods", {"players": 3, "rounds": 2})
+    bots = [make_bot("public-goods", b) for b in ("free-rider", "full-contributor")]
+    protocol = make_protocol("public-goods", config=config)
+    result, records = faceoff("public-goods", bots, protocol, 2, config=config)
+    assert len(seat_plans(2, 3)) == 2 + 6 and len(records) == 8 * 2
+    assert {len(r.seats) for r in records} == {3}
+    free, full = 0, 1
+    assert result.mean_reward[free][full] == pytest.approx(10 + 1.6 * 20 / 3)
+    assert result.mean_reward[full][free] == pytest.approx(1.6 * 10 / 3)
+    assert result.mean_reward[free][free] == pytest.approx(10.0)
+    assert result.mean_reward[full][full] == pytest.approx(16.0)
+    assert result.measures["contribution_rate"][full][free] == 1.0
+
+
+def test_a_mixed_population_rotates_through_the_seats():
+    from detente.evaluate.faceoff import population_faceoff
+    from detente.games import make_config
+    from detente.policies.bots import make_bot
+    from detente.protocol import make_protocol
+
+    config = make_config("public-goods", {"players": 4, "rounds": 2})
+    free, full = make_bot("public-goods", "free-rider"), make_bot("public-goods", "full-contributor")
+    protocol = make_protocol("public-goods", config=config)
+    result, records = population_faceoff("public-goods", [free, full, full, full], protocol, 3,
+                                         config=config)  # fmt: skip
+    assert len(records) == 4 * 3  # every rotation of the four seats, three games each
+    assert {r.seats[0].agent for r in records} == {free.name, full.name}  # the free rider moves
+    assert result.reward[free.name] == pytest.approx(10 + 1.6 * 30 / 4)
+    assert result.reward[full.name] == pytest.approx(1.6 * 30 / 4)
+    assert result.measures[free.name]["free_ride_rate"] == 1.0
+    with pytest.raises(ValueError, match="has 4 seats; the population lists 2"):
+        population_faceoff("public-goods", [free, full], protocol, 1, config=config)
+
+
+def test_faceoff_command_plays_a_population(tmp_path, capsys):
+    from detente.cli import main
+
+    out = tmp_path / "pop.json"
+    args = ["faceoff", "--game", "public-goods", "--population",
+            "bot:free-rider,bot:conditional,bot:conditional,bot:conditional", "--games", "1",
+            "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "bot:free-rider" in printed and "per rotation of the seats" in printed
+    data = json.loads(out.read_text())
+    assert data["lineup"][0] == "bot:free-rider" and set(data["reward"]) == {
+        "bot:free-rider", "bot:conditional",
+    }
+    assert main(["faceoff", "--game", "ipd"]) == 1  # neither --agents nor --population
+    assert "give --agents" in capsys.readouterr().err
