@@ -15,7 +15,6 @@ from detente.evaluate.faceoff import faceoff
 from detente.evaluate.plots import plot_heatmap
 from detente.evaluate.report import read_metrics, transcript_html, write_report
 from detente.games import make_config, make_game
-from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
 from detente.games.trust_split import Hand, beater
 from detente.policies.base import Policy, Reply
@@ -65,9 +64,26 @@ class Page(HTMLParser):
             self.tables[-1][-1][-1] += data
 
 
+ONE_LINE = ["player", "agent", "moves, round by round", "total"]
+
+
 def rounds(page: Page) -> list[list[dict[str, str]]]:
-    """Each round table as its two player rows, keyed by column header."""
-    return [[dict(zip(table[0], row, strict=True)) for row in table[1:]] for table in page.tables]
+    """Each round table as its player rows, keyed by column header (one-line games and the
+    index left out)."""
+    return [
+        [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+        for table in page.tables
+        if table[0] != ONE_LINE and table[0][0] != "game"
+    ]
+
+
+def one_line_games(page: Page) -> list[list[dict[str, str]]]:
+    """Each one-line game as its rows (one per seat, then one per round-wide fact)."""
+    return [
+        [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+        for table in page.tables
+        if table[0] == ONE_LINE
+    ]
 
 
 def number(x: float) -> str:
@@ -105,7 +121,7 @@ def test_report_escapes_model_text(tmp_path):
     assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in text
     assert "hostile &lt;script&gt;alert(2)&lt;/script&gt;" in text
     assert "[invalid: default move used]" in text
-    assert (run / "plots" / "reward.png").stat().st_size > 1000
+    assert (run / "report-plots" / "reward.png").stat().st_size > 1000
     assert page.tags.count("img") == 2  # two curves, embedded
     # the hostile message is read for its hand report, checked against the hand Alice held
     (record,) = records
@@ -216,20 +232,26 @@ def test_faceoff_outputs_and_bot_transcript_report(tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "wrote" in proc.stdout
-    tables = rounds(Page((tmp_path / "games.html").read_text()))
-    assert len(tables) == 10
-    assert all(row["move"] == "cooperate" and row["reward"] == "3" for t in tables for row in t)
+    page = Page((tmp_path / "games.html").read_text())
+    assert rounds(page) == []  # the IPD: one line per player, not a table per round
+    (game,) = one_line_games(page)
+    assert [(row["player"], row["agent"]) for row in game] == [
+        ("Alice", "bot:tit-for-tat"), ("Bob", "bot:tit-for-tat")]  # fmt: skip
+    assert all(row["moves, round by round"].split() == ["C"] * 10 for row in game)
+    assert all(row["total"] == "30" for row in game)
+    assert not (tmp_path / "games-plots").exists()  # nothing plotted, no plot folder
 
 
 def test_report_of_a_trained_run(trained_ipd_run, tmp_path):
     out = tmp_path / "report.html"
     assert main(["report", str(trained_ipd_run), "--out", str(out)]) == 0
     page = Page(out.read_text())
-    assert (tmp_path / "plots" / "reward.png").is_file() and page.tags.count("img") > 3
+    assert (tmp_path / "report-plots" / "reward.png").is_file() and page.tags.count("img") > 3
     game = list(read_records(trained_ipd_run / "transcripts" / "iter-000001.jsonl.gz"))[0]
-    round_tables = [t for t in rounds(page) if t and "move" in t[0]]  # not the evaluation's
-    moves = [[row["move"] for row in table] for table in round_tables[: game.num_rounds]]
-    assert moves == [[Move(m).name.lower() for m in info["moves"]] for info in game.infos]
+    shown = one_line_games(page)[0]
+    moves = [row["moves, round by round"].replace("*", "").split() for row in shown]
+    assert moves == [[info["moves"][p] for info in game.infos] for p in range(2)]
+    assert [row["agent"] for row in shown] == [seat.agent for seat in game.seats]
 
 
 # ---- hostile files (issue 19) ----------------------------------------------------------------

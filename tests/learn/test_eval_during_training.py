@@ -47,7 +47,7 @@ def test_every_n_iterations_and_after_the_last(tmp_path, tiny_overrides):
     assert again["bot:tit-for-tat"]["reward"] == pytest.approx(last["eval/tit-for-tat/reward"])
     page = write_report(run).read_text()
     assert "Evaluation against bots" in page and "always-defect" in page
-    assert (run / "plots" / "eval_reward.png").is_file()
+    assert (run / "report-plots" / "eval_reward.png").is_file()
 
 
 def test_end_only_by_default_and_none_without_bots(tmp_path, tiny_overrides):

@@ -12,6 +12,7 @@ over the learner's last iterations.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Sequence
@@ -21,15 +22,17 @@ from typing import Any
 
 from detente.config import first_difference, load_config
 from detente.evaluate.faceoff import FaceoffResult, faceoff
-from detente.evaluate.plots import curve_keys, plot_curves
+from detente.evaluate.plots import curve_keys, curve_title, plot_curves
 from detente.evaluate.prior import MODEL_SCALES, prior_with_model
 from detente.evaluate.report import (
     faceoff_html,
+    game_info,
     html_page,
     html_table,
     img_tag,
+    plots_dir,
     read_metrics,
-    transcript_html,
+    transcripts_html,
 )
 from detente.evaluate.stats import mean_ci95
 from detente.games import game_entry, game_names, game_type
@@ -267,12 +270,14 @@ def write_seed_report(
     summary: dict[str, dict[str, Any]],
     exploits: dict[str, dict[str, float]],
 ) -> Path:
-    """One page: curves of the three methods overlaid, the robustness curves, the face-off,
-    self-play transcripts."""
-    plots = out / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
+    """One page, ``out/report.html``: curves of the three methods overlaid, the robustness
+    curves, the face-off, self-play transcripts; its plots in ``out/report-plots/``."""
+    page = out / "report.html"
+    plots = plots_dir(page)
+    config = load_config(str(runs[METHODS[0]] / "config.yaml"))
+    subject, info = f"{config.game.name} · seed {config.seed}", game_info(config)
     metrics = {m: read_metrics(d) for m, d in runs.items()}
-    body = ["<h1>detente demo</h1>", "<h2>Summary</h2>"]
+    body = [f"<h1>detente demo: {html.escape(subject)}</h1>", "<h2>Summary</h2>"]
     keys = list(next(iter(summary.values())))
     body.append(
         html_table(
@@ -282,7 +287,8 @@ def write_seed_report(
     )
     body.append("<h2>Training curves</h2><div class='grid'>")
     for key in curve_keys(next(iter(metrics.values()))):
-        body.append(img_tag(plot_curves(metrics, key, plots / f"{key}.png")))
+        path = plot_curves(metrics, key, plots / f"{key}.png", subject=subject, info=info)
+        body.append(img_tag(path, curve_title(key, subject)))
     body.append("</div>")
     if exploits:
         body.append("<h2>Robustness: a naive learner against each frozen agent</h2>")
@@ -295,8 +301,10 @@ def write_seed_report(
                     {"iteration": m["iteration"], "reward": m["opponent_reward"]} for m in lines
                 ],
             }
-            path = plots / f"exploit-{target}.png"
-            body.append(img_tag(plot_curves(curves, "reward", path, f"vs frozen {target}")))
+            what = f"naive learner vs frozen {target}, reward per round"
+            path = plot_curves(curves, "reward", plots / f"exploit-{target}.png", what,
+                               subject=subject, info=info)  # fmt: skip
+            body.append(img_tag(path, curve_title("reward", subject, what)))
         body.append("</div>")
         body.append(
             html_table(
@@ -304,10 +312,9 @@ def write_seed_report(
                 [[t, *row.values()] for t, row in exploits.items()],
             )
         )
-    body.append(faceoff_html(result.to_json(), plots))
+    body.append(faceoff_html(result.to_json(), plots, subject))
     selfplay = [r for r in records if r.seats[0].agent == r.seats[1].agent][:3]
     body.append("<h2>Self-play games</h2>")
-    body.extend(transcript_html(r) for r in selfplay)
-    path = out / "report.html"
-    path.write_text(html_page("detente demo", body), encoding="utf-8")
-    return path
+    body.extend(transcripts_html(selfplay))
+    page.write_text(html_page(f"detente demo: {subject}", body), encoding="utf-8")
+    return page

@@ -1,7 +1,11 @@
 """Self-contained HTML reports: training curves, face-off heatmap, sample transcripts (per round:
-both players' hidden and public state, moves and rewards, then the replies in order).
+every player's hidden and public state, moves and rewards, then the replies in order; a game of
+one move per player a round and no messages, such as the IPD, on one line per player).
 
-Images are embedded as base64 PNGs (also written as files beside the report). Every value that
+Images are embedded as base64 PNGs, and also written as files into the report's own folder
+(``NAME-plots/`` beside ``NAME.html``), so two reports never overwrite each other's plots. Plot
+titles say what is plotted and of whom; reward plots carry the game's declared reference lines.
+A page of more than ``INDEX_OVER`` games opens with an index linking to each. Every value that
 comes from a file (replies, agent names, seeds, infos, face-off cells, config) goes through
 ``html.escape`` — not only the text fields — and transcripts are validated on load (types and
 shape), so a record holding ``<script>`` anywhere is shown or refused, never run.
@@ -14,14 +18,16 @@ import html
 import json
 import math
 from collections.abc import Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError, model_validator
 
-from detente.evaluate.plots import curve_keys, plot_curves, plot_heatmap
-from detente.games import Kind
-from detente.games.base import player_name
+from detente.config import ConfigError, RunConfig, read_yaml, validate
+from detente.evaluate.plots import curve_keys, curve_title, plot_curves, plot_heatmap
+from detente.games import Kind, game_type
+from detente.games.base import GameInfo, player_name
 from detente.games.ipd import Move
 from detente.games.items import ITEM_TYPES
 from detente.games.registry import GameEntry, game_entry, game_names
@@ -35,14 +41,50 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:right} th{background:#f4f
 .game{border:1px solid #ccc;border-radius:6px;padding:8px 12px;margin:12px 0}
 .turn{margin:4px 0;font-size:13px;white-space:pre-wrap} .who{font-weight:600}
 .invalid{color:#b00} .note{color:#06c} .facts{color:#666;font-size:13px;margin:2px 0 6px}
+td.moves{font-family:ui-monospace,monospace;white-space:pre;text-align:left}
+.toc td{text-align:left} .toc td.num{text-align:right}
 """
+
+# A transcript page of more games than this opens with an index linking to each.
+INDEX_OVER = 10
 
 
 SAMPLE_NOTE = (
     "Each round's table shows what the players held, including what the other could not see "
     "(Trust-and-Split hands, Deal or No Deal values), their moves and rewards; the replies follow "
-    "in the order they were made."
+    "in the order they were made. A game of one move per player a round and no messages (e.g. "
+    "the IPD) is shown on one line per player, round by round: hover a move for its round's "
+    "reward and reply; * marks an invalid reply, replaced by the default move."
 )
+
+
+def plots_dir(page: Path) -> Path:
+    """The folder of a report's plot files: ``NAME-plots`` beside ``NAME.html`` (one folder per
+    report, so reports written side by side keep their own plots)."""
+    return page.with_name(f"{page.stem}-plots")
+
+
+def run_config(run_dir: Path) -> RunConfig | None:
+    """The run's saved config; None where there is none or it no longer validates (the report
+    then shows the curves without the game's titles and reference lines)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return validate(read_yaml(path))
+    except ConfigError:
+        return None
+
+
+def run_subject(config: RunConfig) -> str:
+    """Whose curves a run's plots show: ``GAME · METHOD sSEED`` (and the frozen opponent)."""
+    against = f" vs {config.train.opponent}" if config.train.opponent else ""
+    return f"{config.game.name} · {config.train.method.value} s{config.seed}{against}"
+
+
+def game_info(config: RunConfig) -> GameInfo:
+    """The metadata of the run's game under its options (e.g. the payoffs)."""
+    return game_type(config.game.name).describe(config.game.game_config())
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -66,9 +108,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def img_tag(path: Path) -> str:
+def img_tag(path: Path, alt: str | None = None) -> str:
+    """The PNG at ``path`` embedded; ``alt`` says what it shows (default: the file's stem)."""
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt or path.stem)}">'
 
 
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -163,26 +206,133 @@ def _mark(record: GameRecord, turn: Turn, player: int) -> str:
     return f' <span class="note">[{html.escape(note)}]</span>' if note else ""
 
 
-def transcript_html(record: GameRecord) -> str:
-    """One game: per round, the state table (hidden hands or values, moves, rewards), then each
-    seat's replies in order (flagged when invalid, with hand reports checked against the truth)."""
+def is_one_line(record: GameRecord) -> bool:
+    """Whether the game fits one line per player, read off the record and the registered
+    columns (never the game's name): every round holds exactly one move of each seat and no
+    message, and a round's table would show nothing per player but that move and the reward
+    (at most one registered column) — the IPD, the N-player IPD, public goods; not Split (its
+    values and what each received) nor the commons (request and catch)."""
+    entry = _entry(record.game)
+    if record.num_rounds == 0 or (entry is not None and len(entry.columns) > 1):
+        return False
+    for seat in record.seats:
+        if any(t.kind != Kind.MOVE for t in seat.turns):
+            return False
+        if sorted(t.round for t in seat.turns) != list(range(record.num_rounds)):
+            return False
+    return True
+
+
+def _action_text(action: Any) -> str:
+    """A move as shown on a one-line game: ``C``; moves toward several co-players run together
+    (``CD``); a number to 2 decimals."""
+    if isinstance(action, Enum):
+        action = action.value
+    if isinstance(action, list | tuple):
+        parts = [_action_text(a) for a in action]
+        return "".join(parts) if all(len(p) == 1 for p in parts) else "/".join(parts)
+    return _text(action)
+
+
+def one_line_html(record: GameRecord) -> str:
+    """The whole game on one line per seat: its moves round by round (hover: the round's reward
+    and the reply; ``*``: an invalid reply, the default move used) and its total; then one line
+    per round-wide fact the game declares (e.g. a stock). Entries are padded per round, so the
+    rounds line up."""
     esc = html.escape
-    seats = " vs ".join(f"{esc(player_name(s.player))} = {esc(s.agent)}" for s in record.seats)
-    totals = " / ".join(_text(math.fsum(record.seat_rewards(s.player))) for s in record.seats)
+    n = record.num_players
+    entry = _entry(record.game)
+    facts = entry.facts if entry is not None else {}
+    rows: list[tuple[str, str, list[tuple[str, str, bool]], str]] = []
+    for seat in record.seats:
+        cells = []
+        for turn in sorted(seat.turns, key=lambda t: t.round):
+            reward = _text(record.rewards[turn.round][seat.player])
+            tip = f"round {turn.round + 1}: reward {reward}"
+            tip += " · invalid reply, the default move used" if turn.invalid else ""
+            cells.append((_action_text(turn.action) + ("*" if turn.invalid else ""),
+                          f"{tip} · reply: {turn.reply}", turn.invalid))  # fmt: skip
+        total = _text(math.fsum(record.seat_rewards(seat.player)))
+        rows.append((player_name(seat.player), seat.agent, cells, total))
+    for key, label in facts.items():
+        if all(key in info for info in record.infos):
+            values = [
+                _player_name(info[key], n) if key == "opener" else _text(info[key])
+                for info in record.infos
+            ]
+            rows.append((label, "", [(v, f"round {r + 1}", False) for r, v in
+                                     enumerate(values)], ""))  # fmt: skip
+    widths = [max(len(row[2][r][0]) for row in rows) for r in range(record.num_rounds)]
+
+    def moves(cells: list[tuple[str, str, bool]]) -> str:
+        spans = []
+        for (text, tip, invalid), width in zip(cells, widths, strict=True):
+            flag = ' class="invalid"' if invalid else ""
+            spans.append(f'<span{flag} title="{esc(tip)}">{esc(text)}</span>'
+                         + " " * (width - len(text)))  # fmt: skip
+        return " ".join(spans)
+
+    head = "".join(f"<th>{h}</th>" for h in ("player", "agent", "moves, round by round", "total"))
+    body = "".join(
+        f"<tr><td>{esc(who)}</td><td>{esc(agent)}</td><td class='moves'>{moves(cells)}</td>"
+        f"<td>{esc(total)}</td></tr>"
+        for who, agent, cells, total in rows
+    )
+    return f"<table class='line'><tr>{head}</tr>{body}</table>"
+
+
+def _seats_text(record: GameRecord) -> str:
+    return " vs ".join(f"{player_name(s.player)} = {s.agent}" for s in record.seats)
+
+
+def _totals_text(record: GameRecord) -> str:
+    return " / ".join(_text(math.fsum(record.seat_rewards(s.player))) for s in record.seats)
+
+
+def transcript_html(record: GameRecord, anchor: str | None = None) -> str:
+    """One game: on one line per player where it fits (:func:`is_one_line`); else per round,
+    the state table (hidden hands or values, moves, rewards), then each seat's replies in order
+    (flagged when invalid, with hand reports checked against the truth). ``anchor``: the id an
+    index links to (made here, never from the record)."""
+    esc = html.escape
+    where = f' id="{esc(anchor)}"' if anchor else ""
     parts = [
-        f'<div class="game"><b>{esc(record.game)}</b> · seed {esc(str(record.seed))} · {seats} · '
-        f"total rewards {esc(totals)}"
+        f'<div class="game"{where}><b>{esc(record.game)}</b> · seed {esc(str(record.seed))} · '
+        f"{esc(_seats_text(record))} · total rewards {esc(_totals_text(record))}"
     ]
-    for r in range(record.num_rounds):
-        parts.append(f"<h4>Round {r + 1}</h4>{round_table(record, r)}")
-        parts.extend(
-            f'<div class="turn"><span class="who">{esc(player_name(player))}</span> '
-            f"({esc(str(turn.kind))}): {esc(turn.reply)}"
-            f"{_mark(record, turn, player)}</div>"
-            for turn, player in _round_turns(record, r)
-        )
+    if is_one_line(record):
+        parts.append(one_line_html(record))
+    else:
+        for r in range(record.num_rounds):
+            parts.append(f"<h4>Round {r + 1}</h4>{round_table(record, r)}")
+            parts.extend(
+                f'<div class="turn"><span class="who">{esc(player_name(player))}</span> '
+                f"({esc(str(turn.kind))}): {esc(turn.reply)}"
+                f"{_mark(record, turn, player)}</div>"
+                for turn, player in _round_turns(record, r)
+            )
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def transcripts_html(records: Sequence[GameRecord]) -> list[str]:
+    """The games of a page; more than ``INDEX_OVER`` open with an index (game, seed, seats,
+    total rewards) linking to each game's anchor ``game-K``."""
+    if len(records) <= INDEX_OVER:
+        return [transcript_html(r) for r in records]
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td class='num'><a href='#game-{k}'>{k}</a></td><td>{esc(r.game)}</td>"
+        f"<td class='num'>{esc(str(r.seed))}</td><td>{esc(_seats_text(r))}</td>"
+        f"<td>{esc(_totals_text(r))}</td></tr>"
+        for k, r in enumerate(records, start=1)
+    )
+    index = (
+        f"<details open class='toc'><summary>Index of the {len(records)} games</summary><table>"
+        "<tr><th>game</th><th>rules</th><th>seed</th><th>seats</th><th>total rewards</th></tr>"
+        f"{rows}</table></details>"
+    )
+    return [index, *(transcript_html(r, f"game-{k}") for k, r in enumerate(records, start=1))]
 
 
 def _sample_transcripts(run_dir: Path, count: int) -> list[GameRecord]:
@@ -208,11 +358,14 @@ def write_report(
     title: str | None = None,
     transcripts: int = 4,
 ) -> Path:
-    """Write ``report.html`` (and ``plots/*.png``) for a run directory; returns the HTML path."""
+    """Write ``report.html`` (and its plots, ``report-plots/*.png``: :func:`plots_dir`) for a
+    run directory; returns the HTML path."""
     out = out or run_dir / "report.html"
-    plots = out.parent / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
+    plots = plots_dir(out)
     metrics = read_metrics(run_dir)
+    config = run_config(run_dir)
+    subject = run_subject(config) if config is not None else run_dir.name
+    info = game_info(config) if config is not None else None
     body = [f"<h1>{html.escape(title or f'detente report: {run_dir.name}')}</h1>"]
     config_path = run_dir / "config.yaml"
     if config_path.is_file():
@@ -220,22 +373,24 @@ def write_report(
             f"<details><summary>config</summary><pre>{html.escape(config_path.read_text())}"
             "</pre></details>"
         )
+    if faceoff is None and (run_dir / "faceoff.json").is_file():
+        faceoff = read_faceoff(run_dir / "faceoff.json")
     if metrics:
         body.append("<h2>Training curves</h2><div class='grid'>")
         for key in curve_keys(metrics):
-            body.append(img_tag(plot_curves({run_dir.name: metrics}, key, plots / f"{key}.png")))
+            path = plot_curves({run_dir.name: metrics}, key, plots / f"{key}.png",
+                               subject=subject, info=info)  # fmt: skip
+            body.append(img_tag(path, curve_title(key, subject)))
         body.append("</div>")
-    evaluations = eval_html(metrics, plots)
+    evaluations = eval_html(metrics, plots, subject, info)
     if evaluations:
         body.append(evaluations)
-    if faceoff is None and (run_dir / "faceoff.json").is_file():
-        faceoff = read_faceoff(run_dir / "faceoff.json")
     if faceoff:
-        body.append(faceoff_html(faceoff, plots))
+        body.append(faceoff_html(faceoff, plots, config.game.name if config else None))
     sample = list(records) if records is not None else _sample_transcripts(run_dir, transcripts)
     if sample:
         body.append(f"<h2>Sample games</h2><p>{SAMPLE_NOTE}</p>")
-        body.extend(transcript_html(r) for r in sample[:transcripts])
+        body.extend(transcripts_html(sample[:transcripts]))
     out.write_text(html_page("detente report", body), encoding="utf-8")
     return out
 
@@ -272,15 +427,20 @@ def eval_summary(metrics: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-def eval_html(metrics: Sequence[dict[str, Any]], plots: Path) -> str:
+def eval_html(
+    metrics: Sequence[dict[str, Any]], plots: Path, subject: str | None = None,
+    info: GameInfo | None = None,
+) -> str:  # fmt: skip
     """The evaluation section: reward per round against each bot over iterations (a plot with
-    a line per bot), and a table of the last evaluation; empty without evaluations."""
+    a line per bot and the game's reference lines), and a table of the last evaluation; empty
+    without evaluations."""
     results = eval_results(metrics)
     if not results:
         return ""
+    what = "reward per round against each bot"
     plot = plot_curves(
         {f"vs {bot}": entries for bot, entries in results.items()}, "reward",
-        plots / "eval_reward.png", "reward per round against each bot",
+        plots / "eval_reward.png", what, subject=subject, info=info,
     )  # fmt: skip
     measures = sorted({k for es in results.values() for e in es for k in e} - {
         "iteration", "reward", "ci95", "opponent_reward"})  # fmt: skip
@@ -297,7 +457,7 @@ def eval_html(metrics: Sequence[dict[str, Any]], plots: Path) -> str:
         "eval.games games per seat order, in the prompt style and move rules it trains with; "
         "reward per round of the trained agent ± the 95% confidence half-width over games. "
         "The table holds the last evaluation.</p>"
-        + img_tag(plot)
+        + img_tag(plot, curve_title("reward", subject, what))
         + html_table(["bot", "iteration", "reward", "bot's reward", *measures], rows)
     )
 
@@ -340,15 +500,13 @@ def read_faceoff(path: Path) -> dict[str, Any]:
     return {**data, **cells.model_dump()}
 
 
-def faceoff_html(faceoff: dict[str, Any], plots: Path) -> str:
+def faceoff_html(faceoff: dict[str, Any], plots: Path, subject: str | None = None) -> str:
+    """The face-off section: the heatmap (``subject``, e.g. the game, heads its title) and the
+    table of every cell with its 95% half-width, under the agents' full names."""
     faceoff = FaceoffCells.model_validate(faceoff).model_dump()
     agents = faceoff["agents"]
-    heat = plot_heatmap(
-        agents,
-        faceoff["mean_reward"],
-        plots / "faceoff.png",
-        "mean reward per round of the row agent",
-    )
+    what = curve_title("", subject, "face-off, mean reward per round of the row agent")
+    heat = plot_heatmap(agents, faceoff["mean_reward"], plots / "faceoff.png", what)
     rows = [
         [
             a,
@@ -359,4 +517,4 @@ def faceoff_html(faceoff: dict[str, Any], plots: Path) -> str:
         ]
         for i, a in enumerate(agents)
     ]
-    return "<h2>Face-off</h2>" + img_tag(heat) + html_table(["row \\ column", *agents], rows)
+    return "<h2>Face-off</h2>" + img_tag(heat, what) + html_table(["row \\ column", *agents], rows)
