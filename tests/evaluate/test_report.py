@@ -1,5 +1,7 @@
-"""HTML reports: self-contained, plots written, hostile model text escaped, every round's hidden
-state (hands, values), moves and rewards shown."""
+"""HTML reports: self-contained, plots written (each report's into its own folder), hostile model
+text escaped, every round's hidden state (hands, values), moves and rewards shown; one-line games,
+an index on large pages, plot titles that say what and whose (issue 17, point 13). Pages are read
+with ``html.parser`` (tags, attributes, table cells)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,22 @@ import json
 import subprocess
 import sys
 from html.parser import HTMLParser
+from unittest import mock
 
 import pytest
 
 from detente.cli import main
+from detente.config import dump_config, load_config
+from detente.evaluate import plots
 from detente.evaluate.faceoff import faceoff
 from detente.evaluate.plots import plot_heatmap
-from detente.evaluate.report import read_metrics, transcript_html, write_report
+from detente.evaluate.report import (
+    is_one_line,
+    read_metrics,
+    transcript_html,
+    transcripts_html,
+    write_report,
+)
 from detente.games import make_config, make_game
 from detente.games.items import ITEM_TYPES
 from detente.games.trust_split import Hand, beater
@@ -337,3 +348,162 @@ def test_a_heatmap_of_agent_names_with_dollars_renders(tmp_path):
     names = ["api:m$x$@http://h/v1", r"bot:$\frac{$", "run:a$b"]
     path = plot_heatmap(names, [[1.0] * 3] * 3, tmp_path / "h.png", "cost in $ and $$")
     assert path.stat().st_size > 1000
+
+
+# ---- report polish (issue 17, point 13) ------------------------------------------------------
+
+MOVES = "moves, round by round"
+
+
+def played(game: str, bots: list[str], seed: int = 0, length: int = 4, **options) -> GameRecord:
+    config = make_config(game, {"rounds": length, **options})
+    lineup = tuple(make_bot(game, b) for b in bots)
+    (record,) = play([Match(make_game(game, config, seed), lineup, "g")],
+                     make_protocol(game, config=config))  # fmt: skip
+    return record
+
+
+def page_of(records: list[GameRecord]) -> tuple[str, Page]:
+    text = "".join(transcripts_html(records))
+    page = Page(text)
+    check_safe(page)
+    return text, page
+
+
+def test_an_ipd_game_is_one_line_per_player_with_invalid_moves_marked():
+    config = make_config("ipd", {"rounds": 5})
+    (record,) = play(
+        [Match(make_game("ipd", config, 0), (Hostile(), make_bot("ipd", "tit-for-tat")), "g")],
+        make_protocol("ipd", config=config), InvalidReplyConfig(free_retries=0),
+    )  # fmt: skip
+    assert all(t.invalid for t in record.seats[0].turns)
+    text, page = page_of([record])
+    assert rounds(page) == []  # no table per round
+    ((alice, bob),) = one_line_games(page)
+    assert (alice["player"], alice["agent"]) == ("Alice", Hostile.name)
+    assert (bob["player"], bob["agent"]) == ("Bob", "bot:tit-for-tat")
+    assert alice[MOVES].split() == [f"{info['moves'][0]}*" for info in record.infos]
+    assert bob[MOVES].split() == [info["moves"][1] for info in record.infos]
+    assert bob["total"] == f"{sum(record.seat_rewards(1)):g}"
+    assert text.count('class="invalid"') == 5  # Alice's five moves, flagged
+    # the replies are in the moves' titles, escaped
+    assert "reply: &lt;script&gt;x&lt;/script&gt;" in text
+    assert "hostile &lt;script&gt;alert(2)&lt;/script&gt;" in text
+
+
+def test_one_line_is_read_off_the_record_not_the_game_name():
+    multi = played("multi-ipd", ["tit-for-tat", "always-defect", "alternator"], length=3)
+    assert is_one_line(multi)
+    _, page = page_of([multi])
+    (game,) = one_line_games(page)
+    assert [row[MOVES].split() for row in game] == [
+        [info["moves"][p] for info in multi.infos] for p in range(3)]  # fmt: skip
+    goods = played("public-goods", ["conditional"] * 4)
+    _, page = page_of([goods])
+    (game,) = one_line_games(page)
+    assert [row["player"] for row in game] == ["Alice", "Bob", "Carol", "Dave", "pot", "share each"]
+    assert game[4][MOVES].split() == [str(info["pot"]) for info in goods.infos]
+    # with messages, private state or a round missing a move: a table per round
+    chatty = played("public-goods", ["conditional"] * 4, messages_per_player=1)
+    split = played("split", ["greedy", "welfare"])
+    commons = played("commons", ["sustainable"] * 5, length=2)
+    gap = GameRecord.from_json(played("ipd", ["grim", "grim"]).to_json())
+    gap.seats[1].turns.pop(2)
+    for record in (chatty, split, commons, gap):
+        assert not is_one_line(record)
+        _, page = page_of([record])
+        assert one_line_games(page) == [] and len(rounds(page)) == record.num_rounds
+
+
+def test_a_large_page_opens_with_an_index_linking_to_each_game():
+    records = [played("ipd", ["tit-for-tat", "grim"], seed=s, length=2) for s in range(11)]
+    records[3].seats[0].agent = SCRIPT
+    text, page = page_of(records)
+    index = [t for t in page.tables if t[0][0] == "game"]
+    assert len(index) == 1 and text.index("Index of the 11 games") < text.index('class="game"')
+    (table,) = index
+    assert [row[0] for row in table[1:]] == [str(k) for k in range(1, 12)]
+    assert [row[2] for row in table[1:]] == [str(r.seed) for r in records]
+    assert table[4][3] == f"Alice = {SCRIPT} vs Bob = bot:grim"  # read back unescaped: shown
+    assert table[1][4] == " / ".join(f"{sum(records[0].seat_rewards(p)):g}" for p in (0, 1))
+    links = [value for name, value in page.attrs if name == "href"]
+    ids = [value for name, value in page.attrs if name == "id"]
+    assert links == [f"#game-{k}" for k in range(1, 12)]
+    assert sorted(ids) == sorted(link[1:] for link in links)  # each link has one target
+    _, small = page_of(records[:10])
+    assert not [t for t in small.tables if t[0][0] == "game"]
+    assert not [value for name, value in small.attrs if name in ("href", "id")]
+    assert all(t[0] == ONE_LINE for t in small.tables)
+
+
+def make_run(path, preset: str, overrides: list[str], iterations: int = 3) -> None:
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(dump_config(load_config(preset, overrides)))
+    lines = [
+        {"iteration": i, "reward": 2.0 + 0.1 * i, "opponent_reward": 2.0, "coop_rate": 0.5,
+         "eval/always-defect/reward": 0.8, "eval/always-defect/ci95": 0.1}
+        for i in range(iterations)
+    ]  # fmt: skip
+    (path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def alts(text: str) -> list[str]:
+    return [value for name, value in Page(text).attrs if name == "alt"]
+
+
+def test_run_report_titles_references_and_its_own_plot_folder(tmp_path):
+    run = tmp_path / "run"
+    make_run(run, "ipd-adalign-tiny", ["seed=3", "game.options.reward=4"])
+    with mock.patch.object(plots, "draw_references", wraps=plots.draw_references) as drawn:
+        text = write_report(run).read_text()
+    assert "ipd · adalign s3: reward per round" in alts(text)
+    assert "ipd · adalign s3: reward per round against each bot" in alts(text)
+    assert "ipd · adalign s3: cooperation rate" in alts(text)
+    lines = [dict(c.args[1]) for c in drawn.call_args_list]
+    assert lines.count({"mutual cooperation": 4.0, "mutual defection": 1.0}) == 2  # the payoffs
+    assert lines.count({}) == 1  # the cooperation rate: no reference lines
+    assert sorted(p.name for p in (run / "report-plots").iterdir()) == [
+        "coop_rate.png", "eval_reward.png", "reward.png"]  # fmt: skip
+    assert not (run / "plots").exists()
+    # two reports written into one folder keep their own plots
+    other = tmp_path / "other"
+    make_run(other, "trust-split-naive-tiny", ["seed=1"], iterations=5)
+    shared = tmp_path / "shared"
+    write_report(run, shared / "a.html")
+    before = (shared / "a-plots" / "reward.png").read_bytes()
+    write_report(other, shared / "b.html")
+    assert (shared / "a-plots" / "reward.png").read_bytes() == before
+    assert (shared / "b-plots" / "reward.png").is_file()
+    assert "trust-split · naive s1: reward per round" in alts((shared / "b.html").read_text())
+
+
+def test_demo_seed_report_and_run_reports_do_not_share_plots(tmp_path):
+    from detente.evaluate.demo import METHODS, write_seed_report
+
+    out = tmp_path / "ipd" / "s0"
+    runs = {}
+    for method in METHODS:
+        runs[method] = out / method
+        make_run(runs[method], f"ipd-{method}-tiny", ["seed=0"])
+    agents = [make_bot("ipd", b) for b in ("tit-for-tat", "always-defect")]
+    result, records = faceoff("ipd", agents, make_protocol("ipd"), 1)
+    summary = {m: {"selfplay_coop_rate": 0.5} for m in METHODS}
+    page = write_seed_report(out, runs, result, records, summary, {})
+    assert page == out / "report.html"
+    text = page.read_text()
+    check_safe(Page(text))
+    assert "ipd · seed 0: reward per round" in alts(text)
+    assert "ipd · seed 0: face-off, mean reward per round of the row agent" in alts(text)
+    seed_plots = {p.name: p.read_bytes() for p in (out / "report-plots").iterdir()}
+    assert {"reward.png", "faceoff.png"} <= set(seed_plots)
+    write_report(runs["naive"])  # a run's own report, inside the seed's folder
+    assert (runs["naive"] / "report-plots" / "reward.png").is_file()
+    assert {p.name: p.read_bytes() for p in (out / "report-plots").iterdir()} == seed_plots
+
+
+@pytest.mark.parametrize("game", ["ipd", "multi-ipd"])
+def test_a_transcript_report_of_one_line_games_writes_no_plot_folder(tmp_path, game):
+    record = played(game, ["grim"] * (2 if game == "ipd" else 3))
+    out = write_report(tmp_path, tmp_path / "t.html", records=[record], title="t")
+    assert one_line_games(Page(out.read_text()))
+    assert not (tmp_path / "t-plots").exists()
