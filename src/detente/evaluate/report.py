@@ -157,6 +157,11 @@ def _player_name(value: Any, players: int) -> str:
     return player_name(value) if type(value) is int and 0 <= value < players else str(value)
 
 
+def _fact_text(info: dict[str, Any], key: str, players: int) -> str:
+    """A round-wide fact in words (the opener by name)."""
+    return _player_name(info[key], players) if key == "opener" else _text(info[key])
+
+
 def round_table(record: GameRecord, r: int) -> str:
     """Round ``r``'s state per player (hand and whose is upper, values, move, claim or proposal,
     what each received, reward), then the round-wide facts (opener, stock, deal)."""
@@ -170,7 +175,7 @@ def round_table(record: GameRecord, r: int) -> str:
         [player_name(p), *(_text(values[p]) for values in columns.values())] for p in range(n)
     ]
     facts = [
-        f"{label}: {_player_name(info[key], n) if key == 'opener' else _text(info[key])}"
+        f"{label}: {_fact_text(info, key, n)}"
         for key, label in facts_shown.items()
         if key in info
     ]
@@ -256,10 +261,7 @@ def one_line_html(record: GameRecord) -> str:
         rows.append((player_name(seat.player), seat.agent, cells, total))
     for key, label in facts.items():
         if all(key in info for info in record.infos):
-            values = [
-                _player_name(info[key], n) if key == "opener" else _text(info[key])
-                for info in record.infos
-            ]
+            values = [_fact_text(info, key, n) for info in record.infos]
             rows.append((label, "", [(v, f"round {r + 1}", False) for r, v in
                                      enumerate(values)], ""))  # fmt: skip
     widths = [max(len(row[2][r][0]) for row in rows) for r in range(record.num_rounds)]
