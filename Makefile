@@ -27,9 +27,9 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	touch $(STAMP)
 
 # The test and benchmark tools (pytest, ruff, hypothesis, Ray for the scale-out tests) and the
-# league and tracking extras (their tests are in the suite).
+# league, tracking and pettingzoo extras (their tests are in the suite).
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev,league,tracking]'
+	$(BIN)/pip install --quiet --no-compile -c $(LOCK) -e '.[dev,league,tracking,pettingzoo]'
 	$(COMPILE)
 	touch $(DEV_STAMP)
 

@@ -135,7 +135,7 @@ def test_the_league_extra_keeps_the_cpu_torch() -> None:
         if canonicalize_name(Requirement(text).name) == "torch"
     ]
     assert asked and all(r.specifier.contains(torch, prereleases=True) for r in asked)
-    assert "'.[dev,league,tracking]'" in (ROOT / "Makefile").read_text()
+    assert "'.[dev,league,tracking,pettingzoo]'" in (ROOT / "Makefile").read_text()
 
 
 def test_the_declared_low_end_is_the_tested_one() -> None:
@@ -171,4 +171,4 @@ def test_the_tracking_extra_keeps_the_cpu_torch_and_is_installed_for_tests() -> 
     names = {canonicalize_name(r.name) for r in requirements("tracking")} - core
     assert names == {"tensorboard"}
     assert "tensorboard" in pins(CONSTRAINTS / "cpu.txt")
-    assert "'.[dev,league,tracking]'" in (ROOT / "Makefile").read_text()
+    assert "'.[dev,league,tracking,pettingzoo]'" in (ROOT / "Makefile").read_text()
