@@ -75,7 +75,9 @@ class Page(HTMLParser):
             self.tables[-1][-1][-1] += data
 
 
-ONE_LINE = ["player", "agent", "moves, round by round", "total"]
+def is_one_line_table(table: list[list[str]]) -> bool:
+    """A one-line game's table: player, agent, the moves (under the game's label), total."""
+    return len(table[0]) == 4 and table[0][:2] == ["player", "agent"] and table[0][3] == "total"
 
 
 def rounds(page: Page) -> list[list[dict[str, str]]]:
@@ -84,17 +86,19 @@ def rounds(page: Page) -> list[list[dict[str, str]]]:
     return [
         [dict(zip(table[0], row, strict=True)) for row in table[1:]]
         for table in page.tables
-        if table[0] != ONE_LINE and table[0][0] != "game"
+        if not is_one_line_table(table) and table[0][0] != "game"
     ]
 
 
 def one_line_games(page: Page) -> list[list[dict[str, str]]]:
-    """Each one-line game as its rows (one per seat, then one per round-wide fact)."""
+    """Each one-line game as its rows (one per seat, then one per round-wide fact), the moves
+    under ``moves`` and the game's label of them under ``label``."""
     return [
-        [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+        [{**dict(zip(table[0], row, strict=True)), "moves": row[2], "label": table[0][2]}
+         for row in table[1:]]
         for table in page.tables
-        if table[0] == ONE_LINE
-    ]
+        if is_one_line_table(table)
+    ]  # fmt: skip
 
 
 def number(x: float) -> str:
@@ -248,7 +252,7 @@ def test_faceoff_outputs_and_bot_transcript_report(tmp_path):
     (game,) = one_line_games(page)
     assert [(row["player"], row["agent"]) for row in game] == [
         ("Alice", "bot:tit-for-tat"), ("Bob", "bot:tit-for-tat")]  # fmt: skip
-    assert all(row["moves, round by round"].split() == ["C"] * 10 for row in game)
+    assert all(row["moves"].split() == ["C"] * 10 for row in game)
     assert all(row["total"] == "30" for row in game)
     assert not (tmp_path / "games-plots").exists()  # nothing plotted, no plot folder
 
@@ -260,7 +264,7 @@ def test_report_of_a_trained_run(trained_ipd_run, tmp_path):
     assert (tmp_path / "report-plots" / "reward.png").is_file() and page.tags.count("img") > 3
     game = list(read_records(trained_ipd_run / "transcripts" / "iter-000001.jsonl.gz"))[0]
     shown = one_line_games(page)[0]
-    moves = [row["moves, round by round"].replace("*", "").split() for row in shown]
+    moves = [row["moves"].replace("*", "").split() for row in shown]
     assert moves == [[info["moves"][p] for info in game.infos] for p in range(2)]
     assert [row["agent"] for row in shown] == [seat.agent for seat in game.seats]
 
@@ -352,7 +356,7 @@ def test_a_heatmap_of_agent_names_with_dollars_renders(tmp_path):
 
 # ---- report polish (issue 17, point 13) ------------------------------------------------------
 
-MOVES = "moves, round by round"
+MOVES = "moves"
 
 
 def played(game: str, bots: list[str], seed: int = 0, length: int = 4, **options) -> GameRecord:
@@ -382,6 +386,7 @@ def test_an_ipd_game_is_one_line_per_player_with_invalid_moves_marked():
     ((alice, bob),) = one_line_games(page)
     assert (alice["player"], alice["agent"]) == ("Alice", Hostile.name)
     assert (bob["player"], bob["agent"]) == ("Bob", "bot:tit-for-tat")
+    assert alice["label"] == "move"  # as the game's registration labels its one column
     assert alice[MOVES].split() == [f"{info['moves'][0]}*" for info in record.infos]
     assert bob[MOVES].split() == [info["moves"][1] for info in record.infos]
     assert bob["total"] == f"{sum(record.seat_rewards(1)):g}"
@@ -402,6 +407,7 @@ def test_one_line_is_read_off_the_record_not_the_game_name():
     _, page = page_of([goods])
     (game,) = one_line_games(page)
     assert [row["player"] for row in game] == ["Alice", "Bob", "Carol", "Dave", "pot", "share each"]
+    assert game[0]["label"] == "contribution"
     assert game[4][MOVES].split() == [str(info["pot"]) for info in goods.infos]
     # with messages, private state or a round missing a move: a table per round
     chatty = played("public-goods", ["conditional"] * 4, messages_per_player=1)
@@ -433,7 +439,7 @@ def test_a_large_page_opens_with_an_index_linking_to_each_game():
     _, small = page_of(records[:10])
     assert not [t for t in small.tables if t[0][0] == "game"]
     assert not [value for name, value in small.attrs if name in ("href", "id")]
-    assert all(t[0] == ONE_LINE for t in small.tables)
+    assert all(is_one_line_table(t) for t in small.tables)
 
 
 def make_run(path, preset: str, overrides: list[str], iterations: int = 3) -> None:

@@ -240,14 +240,23 @@ def _action_text(action: Any) -> str:
 
 
 def one_line_html(record: GameRecord) -> str:
-    """The whole game on one line per seat: its moves round by round (hover: the round's reward
-    and the reply; ``*``: an invalid reply, the default move used) and its total; then one line
-    per round-wide fact the game declares (e.g. a stock). Entries are padded per round, so the
-    rounds line up."""
+    """The whole game on one line per seat: its moves round by round, as the game's one
+    registered column holds and labels them (the move played where it registers none; hover:
+    the round's reward and the reply; ``*``: an invalid reply, the default move used) and its
+    total; then one line per round-wide fact the game declares. Entries are padded per round,
+    so the rounds line up."""
     esc = html.escape
     n = record.num_players
     entry = _entry(record.game)
+    columns = dict(entry.columns) if entry is not None else {}
     facts = entry.facts if entry is not None else {}
+    key, label = next(iter(columns.items()), (None, "moves"))
+
+    def shown(turn: Turn, player: int) -> str:
+        value = record.infos[turn.round].get(key) if key is not None else None
+        held = isinstance(value, list) and len(value) == n
+        return _action_text(value[player] if held else turn.action)
+
     rows: list[tuple[str, str, list[tuple[str, str, bool]], str]] = []
     for seat in record.seats:
         cells = []
@@ -255,15 +264,15 @@ def one_line_html(record: GameRecord) -> str:
             reward = _text(record.rewards[turn.round][seat.player])
             tip = f"round {turn.round + 1}: reward {reward}"
             tip += " · invalid reply, the default move used" if turn.invalid else ""
-            cells.append((_action_text(turn.action) + ("*" if turn.invalid else ""),
+            cells.append((shown(turn, seat.player) + ("*" if turn.invalid else ""),
                           f"{tip} · reply: {turn.reply}", turn.invalid))  # fmt: skip
         total = _text(math.fsum(record.seat_rewards(seat.player)))
         rows.append((player_name(seat.player), seat.agent, cells, total))
-    for key, label in facts.items():
-        if all(key in info for info in record.infos):
-            values = [_fact_text(info, key, n) for info in record.infos]
-            rows.append((label, "", [(v, f"round {r + 1}", False) for r, v in
-                                     enumerate(values)], ""))  # fmt: skip
+    for fact, name in facts.items():
+        if all(fact in info for info in record.infos):
+            values = [_fact_text(info, fact, n) for info in record.infos]
+            rows.append((name, "", [(v, f"round {r + 1}", False) for r, v in
+                                    enumerate(values)], ""))  # fmt: skip
     widths = [max(len(row[2][r][0]) for row in rows) for r in range(record.num_rounds)]
 
     def moves(cells: list[tuple[str, str, bool]]) -> str:
@@ -274,7 +283,7 @@ def one_line_html(record: GameRecord) -> str:
                          + " " * (width - len(text)))  # fmt: skip
         return " ".join(spans)
 
-    head = "".join(f"<th>{h}</th>" for h in ("player", "agent", "moves, round by round", "total"))
+    head = "".join(f"<th>{esc(h)}</th>" for h in ("player", "agent", label, "total"))
     body = "".join(
         f"<tr><td>{esc(who)}</td><td>{esc(agent)}</td><td class='moves'>{moves(cells)}</td>"
         f"<td>{esc(total)}</td></tr>"
