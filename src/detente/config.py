@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detente.games import GAMES, GameConfig, game_type
 from detente.learn.credit import CreditOptions
+from detente.learn.variants import LossType
 from detente.protocol.base import Style
 from detente.rollout.engines import EngineKind
 from detente.rollout.runner import InvalidReplyConfig
@@ -97,7 +98,10 @@ class TrainSection(CreditOptions):
     """The training loop's options; the credit's (method, γ, β, γ_a, reward mixing, ...) are
     declared once, in :class:`detente.learn.credit.CreditOptions`."""
 
-    iterations: int = Field(100, ge=1, description="Optimizer steps (one per iteration).")
+    iterations: int = Field(
+        100, ge=1, description="Iterations: play, credit, update (one optimizer step each with "
+        "loss=reinforce, ppo_epochs with loss=ppo)."
+    )
     games_per_iteration: int = Field(64, ge=1, description="Games played per iteration.")
     group_size: int = Field(8, ge=1, description="Games sharing an environment seed.")
     lr: float = Field(3e-6, gt=0, description="Adam learning rate (paper: 3e-6).")
@@ -107,6 +111,31 @@ class TrainSection(CreditOptions):
         2.0, ge=1, description="Cap of the truncated importance ratio (below 1 it would shrink "
         "every on-policy token's weight)."
     )
+    loss: LossType = Field(
+        LossType.REINFORCE,
+        description="reinforce | ppo (default reinforce). reinforce: −C · ρ̄ · log π_θ per action "
+        "token, one optimizer step per iteration (SPEC §2). ppo: the clipped surrogate "
+        "−ρ̄ · min(r C, clip(r, 1−ε, 1+ε) C), r = π_θ/π_old, over ppo_epochs optimizer steps "
+        "on the iteration's data (Schulman et al. 2017, PPO; with method=adalign, Proximal "
+        "Advantage Alignment of Duque et al., ICLR 2025). Both add the kl_coef and "
+        "entropy_coef terms; learn/loss.py has the formulas.",
+    )
+    ppo_epochs: int = Field(
+        4,
+        ge=1,
+        description="loss=ppo only (default 4; CleanRL's update_epochs): passes over the "
+        "iteration's data, one optimizer step each (the same mini-batches, gradient "
+        "accumulation and order every pass); credits and π_old are computed once per iteration. "
+        "1 gives REINFORCE's gradient (r = 1; not so with LoRA dropout). With loss=reinforce "
+        "only the default is accepted.",
+    )
+    clip_epsilon: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="loss=ppo only (default 0.2, Schulman et al. 2017): ε of the clip of "
+        "r = π_θ/π_old to [1 − ε, 1 + ε]. With loss=reinforce only the default is accepted.",
+    )
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
     minibatch_sequences: int = Field(16, ge=1, description="Sequences per accumulation step.")
     opponent: str | None = Field(
@@ -114,6 +143,19 @@ class TrainSection(CreditOptions):
         description="A frozen agent spec (bot:NAME, lm:MODEL, run:DIR) in the other seat of every "
         "game; only the live seat learns (the exploitability test). None = self-play.",
     )
+
+    @model_validator(mode="after")
+    def _ppo_options_with_ppo(self) -> TrainSection:
+        if self.loss is LossType.PPO:
+            return self
+        fields = type(self).model_fields
+        for key in ("ppo_epochs", "clip_epsilon"):
+            if getattr(self, key) != fields[key].default:
+                raise ValueError(
+                    f"{key}={getattr(self, key)} has no effect with loss={self.loss.value}; "
+                    "set loss=ppo, or leave it at its default"
+                )
+        return self
 
     @model_validator(mode="after")
     def _groups_divide_batch(self) -> TrainSection:

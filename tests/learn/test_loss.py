@@ -10,7 +10,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detente.learn.loss import LOG_RATIO_MAX, token_logprobs_and_entropy, token_loss
+from detente.learn.loss import (
+    LOG_RATIO_MAX,
+    LossType,
+    ppo_token_loss,
+    token_logprobs_and_entropy,
+    token_loss,
+)
 
 DT = torch.float64
 
@@ -320,3 +326,208 @@ def test_masked_logprobs_and_entropy_match_the_restricted_softmax() -> None:
     (logp.sum() + entropy.sum()).backward()
     assert torch.isfinite(logits.grad).all()
     assert (logits.grad[~allowed] == 0).all()  # masked logits get no gradient
+
+
+# ---- the PPO-clipped loss -------------------------------------------------------------------------
+
+
+def brute_ppo(
+    logp: np.ndarray,
+    old_logp: np.ndarray,
+    sampler_logp: np.ndarray,
+    base_logp: np.ndarray,
+    credits: np.ndarray,
+    mask: np.ndarray,
+    entropy: np.ndarray,
+    eps: float,
+    kl_coef: float,
+    entropy_coef: float,
+    cap: float,
+    n: float,
+) -> dict[str, object]:
+    """The PPO loss token by token, with its gradients worked out by hand: per token, which
+    branch of min(r C, clip(r) C) is taken, and d/d log π_θ of each term."""
+    out = {"pg": 0.0, "kl": 0.0, "entropy": 0.0, "approx_kl": 0.0, "ppo_clip_fraction": 0.0,
+           "mean_ratio": 0.0, "clip_fraction": 0.0}  # fmt: skip
+    d_logp, d_entropy = np.zeros_like(logp), np.zeros_like(logp)
+    for idx in np.ndindex(logp.shape):
+        if not mask[idx]:
+            continue
+        c = credits[idx]
+        behaviour = math.exp(old_logp[idx] - sampler_logp[idx])  # π_old / π_sampler
+        rho = min(behaviour, cap)
+        r = math.exp(logp[idx] - old_logp[idx])
+        clipped = min(max(r, 1 - eps), 1 + eps)
+        if r * c <= clipped * c:  # the unclipped branch: its gradient is r C
+            out["pg"] -= rho * r * c / n
+            d_logp[idx] -= rho * r * c / n
+        else:  # the clip is active: a constant
+            out["pg"] -= rho * clipped * c / n
+        d = base_logp[idx] - logp[idx]
+        out["kl"] += rho * (math.exp(d) - 1 - d) / n
+        d_logp[idx] += kl_coef * rho * (1 - math.exp(d)) / n
+        out["entropy"] += entropy[idx] / n
+        d_entropy[idx] = -entropy_coef / n
+        out["approx_kl"] += (r - 1 - math.log(r)) / n
+        out["ppo_clip_fraction"] += (abs(r - 1) > eps) / n
+        out["mean_ratio"] += behaviour / n
+        out["clip_fraction"] += (behaviour > cap) / n
+    out["total"] = out["pg"] + kl_coef * out["kl"] - entropy_coef * out["entropy"]
+    out["d_logp"], out["d_entropy"] = d_logp, d_entropy
+    return out
+
+
+def check_ppo_against_loop(logp, old, sampler, base, credits, mask, entropy, **kw) -> None:
+    logp = logp.clone().requires_grad_(True)
+    entropy = entropy.clone().requires_grad_(True)
+    terms = ppo_token_loss(logp, old, sampler, base, credits, mask, entropy, **kw)
+    grads = torch.autograd.grad(terms.total, [logp, entropy])
+    n = kw.get("normaliser") or max(float(mask.sum()), 1.0)
+    expected = brute_ppo(
+        *(t.detach().numpy() for t in (logp, old, sampler, base, credits, mask, entropy)),
+        kw["clip_epsilon"], kw.get("kl_coef", 0.0), kw.get("entropy_coef", 0.0),
+        kw.get("ratio_cap", 2.0), n,
+    )  # fmt: skip
+    assert terms.total.item() == pytest.approx(expected["total"], rel=1e-10, abs=1e-12)
+    for key in ("pg", "kl", "entropy", "approx_kl", "ppo_clip_fraction", "mean_ratio",
+                "clip_fraction"):  # fmt: skip
+        assert getattr(terms, key) == pytest.approx(expected[key], rel=1e-10, abs=1e-12), key
+    np.testing.assert_allclose(grads[0].numpy(), expected["d_logp"], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(grads[1].numpy(), expected["d_entropy"], rtol=1e-10, atol=1e-13)
+
+
+def test_ppo_clip_in_both_directions_matches_the_loop() -> None:
+    """One token per case of min(r C, clip(r) C), ε = 0.2: r above 1 + ε with C > 0 (clipped: no
+    gradient) and C < 0 (not clipped: pushed down), r below 1 − ε with C < 0 (clipped) and C > 0
+    (not clipped: pushed up), r inside; and off-engine weights ρ̄ = min(π_old/π_sampler, 2)."""
+    r = torch.tensor([[1.5, 1.5, 0.6, 0.6, 1.1, 0.95]], dtype=DT)
+    credits = torch.tensor([[0.8, -0.8, -1.3, 1.3, -0.4, 2.0]], dtype=DT)
+    old = torch.tensor([[-1.0, -0.7, -2.0, -0.3, -1.2, -0.9]], dtype=DT)
+    logp = old + torch.log(r)
+    sampler = old - torch.tensor([[0.0, math.log(3.0), 0.2, -0.5, 0.0, 0.1]], dtype=DT)
+    base = old + torch.tensor([[0.3, -0.2, 0.1, 0.4, -0.5, 0.0]], dtype=DT)
+    entropy = torch.tensor([[0.5, 0.2, 0.9, 0.1, 0.3, 0.7]], dtype=DT)
+    mask = torch.ones_like(r, dtype=torch.bool)
+    kw = {"clip_epsilon": 0.2, "kl_coef": 0.3, "entropy_coef": 0.05, "ratio_cap": 2.0}
+    check_ppo_against_loop(logp, old, sampler, base, credits, mask, entropy, **kw)
+
+    logp = logp.clone().requires_grad_(True)
+    terms = ppo_token_loss(logp, old, sampler, base, credits, mask, torch.zeros_like(r),
+                           clip_epsilon=0.2)  # fmt: skip
+    (grad,) = torch.autograd.grad(terms.total, logp)
+    assert grad[0, 0] == 0 and grad[0, 2] == 0  # the clip stops these two
+    assert (grad[0, [1, 3, 4, 5]] != 0).all()
+    assert terms.ppo_clip_fraction == pytest.approx(4 / 6)  # |r − 1| > ε, clipped or not
+    assert terms.clip_fraction == pytest.approx(1 / 6)  # π_old/π_sampler = 3 > cap
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    eps=st.floats(0.05, 0.9),
+    kl_coef=st.floats(0.0, 1.0),
+    entropy_coef=st.floats(0.0, 1.0),
+    cap=st.floats(1.0, 3.0),
+)
+def test_ppo_values_and_gradients_match_loop(seed, eps, kl_coef, entropy_coef, cap) -> None:
+    g = torch.Generator().manual_seed(seed)
+    shape = (
+        int(torch.randint(1, 4, (1,), generator=g)),
+        int(torch.randint(1, 7, (1,), generator=g)),
+    )
+    old = -torch.rand(shape, generator=g, dtype=DT) * 3
+    logp = old + 0.6 * torch.randn(shape, generator=g, dtype=DT)  # ratios around both clips
+    sampler = old + 0.7 * torch.randn(shape, generator=g, dtype=DT)
+    base = logp + 0.5 * torch.randn(shape, generator=g, dtype=DT)
+    credits = torch.randn(shape, generator=g, dtype=DT)
+    entropy = torch.rand(shape, generator=g, dtype=DT)
+    mask = torch.rand(shape, generator=g) < 0.7
+    normaliser = None if seed % 2 else 11.0
+    check_ppo_against_loop(
+        logp, old, sampler, base, credits, mask, entropy, clip_epsilon=eps, kl_coef=kl_coef,
+        entropy_coef=entropy_coef, ratio_cap=cap, normaliser=normaliser,
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 5, 9])
+def test_ppo_gradient_at_the_old_policy_is_the_reinforce_gradient(seed: int) -> None:
+    """At θ = θ_old (the first step of an iteration) r = 1 everywhere: the gradient of the PPO
+    loss with respect to the policy's weights is REINFORCE's, off-engine weights (some capped),
+    KL and entropy terms included; the diagnostics are 0."""
+    x, weights, targets, credits, mask, base_logp = toy_batch(seed, batch=4, length=6)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        old, _ = token_logprobs_and_entropy(x @ weights, targets)
+    sampler = old + torch.randn(old.shape, generator=g, dtype=DT)
+    assert 0 < ((old - sampler > math.log(2.0)) & mask).sum() < mask.sum()  # some ρ̄ capped
+    kw = {"kl_coef": 0.3, "entropy_coef": 0.1, "ratio_cap": 2.0, "normaliser": 30.0}
+
+    def loss_and_grad(make):
+        w = weights.clone().requires_grad_(True)
+        logp, entropy = token_logprobs_and_entropy(x @ w, targets)
+        terms = make(logp, entropy)
+        (grad,) = torch.autograd.grad(terms.total, w)
+        return terms, grad
+
+    reinforce, grad_reinforce = loss_and_grad(
+        lambda logp, entropy: token_loss(
+            logp, sampler, base_logp, credits, mask, entropy=entropy, **kw
+        )
+    )
+    ppo, grad_ppo = loss_and_grad(
+        lambda logp, entropy: ppo_token_loss(
+            logp, old, sampler, base_logp, credits, mask, entropy, clip_epsilon=0.2, **kw
+        )
+    )
+    torch.testing.assert_close(grad_ppo, grad_reinforce, rtol=1e-12, atol=1e-14)
+    for key in ("kl", "entropy", "mean_ratio", "clip_fraction"):
+        assert getattr(ppo, key) == pytest.approx(getattr(reinforce, key), rel=1e-12)
+    assert ppo.approx_kl == 0.0 and ppo.ppo_clip_fraction == 0.0
+    assert reinforce.approx_kl is None and reinforce.ppo_clip_fraction is None
+    # another value, the same gradient: −(1/N) Σ m ρ̄ C against −(1/N) Σ m ρ̄ C log π
+    rho = torch.exp(old - sampler).clamp(max=2.0)
+    assert ppo.pg == pytest.approx(-(rho * credits * mask).sum().item() / 30.0, rel=1e-12)
+
+
+def test_ppo_micro_batches_add_up_and_bad_arguments() -> None:
+    g = torch.Generator().manual_seed(3)
+    old = -torch.rand(5, 4, generator=g, dtype=DT) * 2
+    logp = (old + 0.4 * torch.randn(5, 4, generator=g, dtype=DT)).requires_grad_(True)
+    sampler, base = old + 0.1, old - 0.2
+    credits = torch.randn(5, 4, generator=g, dtype=DT)
+    mask = torch.rand(5, 4, generator=g) < 0.8
+    entropy = torch.rand(5, 4, generator=g, dtype=DT)
+    kw = {"clip_epsilon": 0.1, "kl_coef": 0.2, "entropy_coef": 0.1}
+    full = ppo_token_loss(logp, old, sampler, base, credits, mask, entropy, **kw)
+    (full_grad,) = torch.autograd.grad(full.total, logp)
+    n = float(mask.sum())
+    parts = [
+        ppo_token_loss(logp[s], old[s], sampler[s], base[s], credits[s], mask[s], entropy[s],
+                       normaliser=n, **kw)  # fmt: skip
+        for s in (slice(0, 1), slice(1, 5))
+    ]
+    part_grad = torch.autograd.grad(sum(p.total for p in parts), logp)[0]
+    torch.testing.assert_close(part_grad, full_grad, rtol=1e-12, atol=1e-14)
+    for key in ("pg", "kl", "approx_kl", "ppo_clip_fraction"):
+        assert sum(getattr(p, key) for p in parts) == pytest.approx(getattr(full, key), rel=1e-12)
+
+    for eps in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="clip_epsilon"):
+            ppo_token_loss(logp, old, sampler, base, credits, mask, entropy, clip_epsilon=eps)
+    with pytest.raises(ValueError, match="old_logp"):
+        ppo_token_loss(logp, old[:, :2], sampler, base, credits, mask, entropy, clip_epsilon=0.2)
+
+
+def test_ppo_log_ratio_is_clamped_and_the_loss_types_are_named() -> None:
+    """r = e^1000 would overflow: log r is clamped at LOG_RATIO_MAX, every value stays finite (a
+    negative credit there is the unclipped branch, with no gradient past the clamp)."""
+    logp = torch.tensor([[-1.0, -0.5]], dtype=DT, requires_grad=True)
+    old = torch.tensor([[-1001.0, -0.5]], dtype=DT)
+    credits = torch.tensor([[-1.0, 1.0]], dtype=DT)
+    ones, zeros = torch.ones_like(credits), torch.zeros_like(credits)
+    terms = ppo_token_loss(logp, old, old, old, credits, ones, zeros, clip_epsilon=0.2)
+    (grad,) = torch.autograd.grad(terms.total, logp)
+    assert math.isfinite(terms.total.item()) and math.isfinite(terms.approx_kl)
+    assert terms.pg == pytest.approx((math.exp(LOG_RATIO_MAX) - 1.0) / 2)
+    assert torch.isfinite(grad).all() and grad[0, 0] == 0
+    assert [t.value for t in LossType] == ["reinforce", "ppo"]

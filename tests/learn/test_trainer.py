@@ -111,6 +111,28 @@ def test_opponent_pool_seats_and_learners(tmp_path, tiny_overrides):
     assert stats.action_tokens == expected
 
 
+def test_opponent_pool_learner_seat_cycles_over_n_seats(tmp_path, tiny_overrides):
+    """Four players: the learner seat is group mod 4, the drawn opponent fills the three others;
+    the metrics' opponent reward is over every co-player seat of a learner."""
+    config = load_config(
+        "public-goods-adalign-tiny",
+        [*tiny_overrides, "train.iterations=2", "pool.every=1", "pool.p_past=1.0"],
+    )
+    trainer = Trainer.create(config, tmp_path / "run")
+    trainer.iteration(0)
+    records = trainer.rollout(1)
+    assert {len(r.seats) for r in records} == {4} and len(records) == 8
+    for game, record in enumerate(records):
+        learner = game % 4  # group size 1: the learner seat cycles over the four seats
+        assert [s.learner for s in record.seats] == [p == learner for p in range(4)]
+        assert [s.agent for s in record.seats] == [
+            LIVE if p == learner else "pool-000001" for p in range(4)
+        ]
+    line = trainer.iteration(1)
+    others = [r.mean_reward(q) for i, r in enumerate(records) for q in range(4) if q != i % 4]
+    assert line["opponent_reward"] == pytest.approx(sum(others) / len(others))
+
+
 def test_pool_beyond_resident_snapshots_is_played_in_waves_with_the_same_records(
     tmp_path, tiny_overrides, assert_same_records
 ):

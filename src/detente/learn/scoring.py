@@ -31,6 +31,8 @@ class PaddedBatch:
     credit: torch.Tensor  # [N] credit of each action token (in order of predicts_action)
     sampler_logp: torch.Tensor  # [N]
     allowed: list[tuple[int, ...] | None]  # [N] constrained tokens: the ids allowed there
+    old_logp: torch.Tensor | None = None  # [N] π_old (train.loss=ppo: the trainer's scores
+    # before the iteration's first optimizer step); None: not scored
 
     def allowed_mask(self, vocab_size: int) -> torch.Tensor | None:
         """[N, V] bool, True where a token is allowed (every token of unconstrained positions);

@@ -6,7 +6,10 @@ One iteration (SPEC §2):
    past checkpoint with probability ``p_past``, else the live policy (not learning);
 2. per-round credits of learner seats (returns → leave-one-out baseline → credit method);
 3. token-level loss over the learner seats' sampled tokens, accumulated over mini-batches and
-   normalised by the iteration's action-token count, gradient clipping, one Adam step;
+   normalised by the iteration's action-token count, gradient clipping, an Adam step: one
+   (``train.loss`` reinforce), or ``train.ppo_epochs`` passes over the same mini-batches in the
+   same order, a step after each (ppo; the PPO-clipped loss against π_old, the live policy's
+   log-probs of the iteration's tokens scored once, without dropout, before the first step);
 4. metrics line, transcripts, checkpoint (atomic), pool snapshot every ``pool.every`` iterations.
 
 Every random draw derives from (run seed, iteration, purpose, keys) (``iteration_seed``), so a
@@ -28,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -55,9 +58,9 @@ from detente.learn.checkpoint import (
     save_checkpoint,
 )
 from detente.learn.distributed import DataParallel
-from detente.learn.loss import token_loss
+from detente.learn.loss import LossTerms, LossType, ppo_token_loss, token_loss
 from detente.learn.pool import ResidentPool, waves
-from detente.learn.scoring import action_logprobs, pad_batch
+from detente.learn.scoring import ActionScores, PaddedBatch, action_logprobs, pad_batch
 from detente.learn.tracking import Tracker, check_backends, make_trackers
 from detente.lm.engine import Engine
 from detente.lm.models import load_engine, precision, usable_device
@@ -71,6 +74,7 @@ from detente.rollout.records import GameRecord, write_records
 from detente.rollout.runner import Match, derive_seed, reply_stats
 
 LIVE = "live"
+PPO_DIAGNOSTICS = ("approx_kl", "ppo_clip_fraction")  # metrics of train.loss=ppo only
 
 
 class Purpose(IntEnum):
@@ -81,6 +85,7 @@ class Purpose(IntEnum):
     ROLLOUT = 2  # the rollout's sampling seed
     SEATS = 3  # the opponent draws of the pool
     DROPOUT = 4  # LoRA dropout of the update; keyed further by learner rank and mini-batch
+    # (numbered on over the epochs of loss=ppo: epoch · mini-batches + index)
     EVAL = 5  # the evaluation against eval.bots; keyed further by 0 (games) or 1 (sampling)
 
 
@@ -114,6 +119,11 @@ class NonFiniteUpdate(RuntimeError):
 
 @dataclass
 class UpdateStats:
+    """The update's loss terms (:class:`~detente.learn.loss.LossTerms`) and gradient norm; with
+    ``train.loss`` ppo those of its last epoch (before its step, as CleanRL's ``ppo.py`` logs
+    them). ``approx_kl`` and ``ppo_clip_fraction`` (``PPO_DIAGNOSTICS``) are 0 with reinforce
+    (its one step is taken at θ = θ_old) and only in the metrics line of ppo."""
+
     loss: float
     pg: float
     kl: float
@@ -122,6 +132,8 @@ class UpdateStats:
     clip_fraction: float
     grad_norm: float
     action_tokens: int
+    approx_kl: float = 0.0
+    ppo_clip_fraction: float = 0.0
 
 
 class Trainer:
@@ -318,7 +330,10 @@ class Trainer:
         out = []
         for index, draw in enumerate(draws):
             group, k = divmod(index, train.group_size)
-            learner = group % 2  # one learner seat per group: alternates between groups
+            env_seed = iteration_seed(seed, iteration, Purpose.ENV, group)
+            game = make_game(self.config.game.name, self.game_config, env_seed)
+            players = game.num_players
+            learner = group % players  # one learner seat per group: cycles over the seats
             if self.opponent is not None:
                 opponent: Policy | None = self.opponent
             elif self.config.pool.enabled:
@@ -326,12 +341,10 @@ class Trainer:
             else:
                 opponent = None  # self-play: both seats are the live, learning policy
             if opponent is None:
-                seats, learners = (self.live, self.live), (True, True)
-            else:
-                seats = (self.live, opponent) if learner == 0 else (opponent, self.live)
-                learners = (learner == 0, learner == 1)
-            env_seed = iteration_seed(seed, iteration, Purpose.ENV, group)
-            game = make_game(self.config.game.name, self.game_config, env_seed)
+                seats, learners = (self.live,) * players, (True,) * players
+            else:  # the same opponent (a policy plays any number of seats) in every other seat
+                seats = tuple(self.live if p == learner else opponent for p in range(players))
+                learners = tuple(p == learner for p in range(players))
             out.append(Match(game, seats, f"it{iteration}-g{group}-{k}", group, learners))
         return out
 
@@ -359,24 +372,43 @@ class Trainer:
         return None
 
     def update(self, records: list[GameRecord]) -> UpdateStats:
-        """Credits → token loss → accumulated gradient → one clipped Adam step."""
+        """Credits → token loss → accumulated gradient → clipped Adam step(s): one with
+        ``train.loss`` reinforce; with ppo, π_old of the mini-batches (scored once, no
+        gradient, no dropout), then ``train.ppo_epochs`` passes over them, a step after each."""
         train = self.config.train
-        sequences = token_sequences(records, seat_credits(records, self.config.train, self.game_scale))
+        sequences = token_sequences(records, seat_credits(records, train, self.game_scale))
         total_tokens = sum(s.action_tokens for s in sequences)
         if total_tokens == 0:
             raise RuntimeError("no action tokens to learn from")
-        self.optimizer.zero_grad(set_to_none=True)
-        sums = dict.fromkeys(("loss", "pg", "kl", "entropy", "mean_ratio", "clip_fraction"), 0.0)
         share = self.dp.part(len(sequences))  # each data-parallel learner its share, loss ÷ N
         chunks = _chunks(sequences[share.start : share.stop], train.minibatch_sequences)
-        for index, chunk in enumerate(chunks):
-            with self._dropout(index):
-                sums_chunk = self._accumulate(chunk, total_tokens)
+        pad_id, device = self.engine.chat.pad_id, self.engine.device
+        batches = [pad_batch(chunk, pad_id, device) for chunk in chunks]
+        epochs = 1
+        if train.loss is LossType.PPO:  # π_old, before the first step
+            with torch.no_grad():
+                batches = [replace(b, old_logp=self._live_scores(b).logp) for b in batches]
+            epochs = train.ppo_epochs
+        for epoch in range(epochs):
+            if epochs > 1:
+                self.on_phase(f"iteration {self.state.iteration + 1}: learning, epoch "
+                              f"{epoch + 1}/{epochs}")  # fmt: skip
+            stats = self._step(batches, total_tokens, first_chunk=epoch * len(batches))
+        return stats
+
+    def _step(self, batches: list[PaddedBatch], total_tokens: int, first_chunk: int) -> UpdateStats:
+        """One pass over ``batches``: accumulated gradient, reduced over learners, clipped, one
+        Adam step (``first_chunk`` numbers the pass's mini-batches for the dropout seeds)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = dict.fromkeys(_statistic_keys(self.config.train.loss), 0.0)
+        for index, batch in enumerate(batches):
+            with self._dropout(first_chunk + index):
+                sums_chunk = self._accumulate(batch, total_tokens)
             for key, value in sums_chunk.items():
                 sums[key] += value
         self.dp.reduce_gradients(self.params)
         sums = self.dp.sum_values(sums)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.train.grad_clip))
         stats = UpdateStats(**sums, grad_norm=grad_norm, action_tokens=total_tokens)
         nonfinite = [k for k, v in stats.__dict__.items() if not math.isfinite(v)]
         if nonfinite:  # every data-parallel learner sees the same reduced values, all raise
@@ -407,31 +439,39 @@ class Trainer:
             with self.engine.adapter_dropout(LIVE):
                 yield
 
-    def _accumulate(self, chunk: list[TokenSequence], total_tokens: int) -> dict[str, float]:
-        train = self.config.train
-        batch = pad_batch(chunk, self.engine.chat.pad_id, self.engine.device)
+    def _live_scores(self, batch: PaddedBatch) -> ActionScores:
+        """The live policy's scores of ``batch`` (the training forward; π_old without grad)."""
         sampling, autocast = self.config.sampling, self.precision.autocast
         with self.engine.use_adapter(LIVE) as model:
-            live = action_logprobs(model, batch, sampling.temperature, sampling.top_p, autocast)
+            return action_logprobs(model, batch, sampling.temperature, sampling.top_p, autocast)
+
+    def _accumulate(self, batch: PaddedBatch, total_tokens: int) -> dict[str, float]:
+        """Back-propagates the loss of one mini-batch (PPO-clipped where it holds π_old) and
+        returns its statistics; every one of its N positions is an action token."""
+        train = self.config.train
+        live = self._live_scores(batch)
         logp, entropy = live.logp, live.entropy
         if train.kl_coef > 0:  # the base on the live policy's support (same tokens for k3)
+            sampling, autocast = self.config.sampling, self.precision.autocast
             with torch.no_grad(), self.engine.use_adapter(None) as model:
                 base_logp = action_logprobs(
                     model, batch, sampling.temperature, autocast=autocast, support=live.support
                 ).logp
         else:
             base_logp = logp.detach()
-        ones = torch.ones_like(logp)
-        terms = token_loss(
-            logp[None], batch.sampler_logp[None], base_logp[None], batch.credit[None], ones[None],
-            train.kl_coef, entropy[None], train.entropy_coef, train.ratio_cap, total_tokens,
-        )
+        actions = torch.ones_like(logp, dtype=torch.bool)
+        common = {
+            "sampler_logp": batch.sampler_logp, "base_logp": base_logp, "credits": batch.credit,
+            "mask": actions, "entropy": entropy, "kl_coef": train.kl_coef,
+            "entropy_coef": train.entropy_coef, "ratio_cap": train.ratio_cap,
+            "normaliser": total_tokens,
+        }  # fmt: skip
+        if batch.old_logp is None:
+            terms = token_loss(logp, **common)
+        else:
+            terms = ppo_token_loss(logp, batch.old_logp, clip_epsilon=train.clip_epsilon, **common)
         terms.total.backward()
-        return {
-            "loss": float(terms.total.detach()), "pg": terms.pg, "kl": terms.kl,
-            "entropy": terms.entropy, "mean_ratio": terms.mean_ratio,
-            "clip_fraction": terms.clip_fraction,
-        }
+        return _statistics(terms)
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> None:
@@ -530,16 +570,19 @@ class Trainer:
         games or turns, NaN) is null; the update's terms are finite (``NonFiniteUpdate``
         otherwise), and the line is written with ``allow_nan=False``, so it never holds NaN or
         Infinity."""
-        learner_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].learner]
-        other_seats = [(r, 1 - p) for r, p in learner_seats]
-        live_seats = [(r, p) for r in records for p in (0, 1) if r.seats[p].agent == LIVE]
+        learner_seats = [(r, p) for r in records for p in range(len(r.seats)) if r.seats[p].learner]
+        other_seats = [(r, q) for r, p in learner_seats for q in range(len(r.seats)) if q != p]
+        live_seats = [
+            (r, p) for r in records for p in range(len(r.seats)) if r.seats[p].agent == LIVE
+        ]
         generated = sum(len(t.token_ids) for r in records for s in r.seats for t in s.turns)
         line: dict[str, Any] = {"iteration": iteration}
         line.update(reward_measures(learner_seats))
         line["opponent_reward"] = reward_measures(other_seats)["reward"]
         line.update(game_measures(self.config.game.name, live_seats))
         line.update(reply_stats(records))
-        line.update({k: v for k, v in stats.__dict__.items()})
+        left_out = () if self.config.train.loss is LossType.PPO else PPO_DIAGNOSTICS
+        line.update({k: v for k, v in stats.__dict__.items() if k not in left_out})
         line.update(seconds)
         line["tokens_per_s"] = generated / seconds["rollout_s"] if seconds["rollout_s"] else 0.0
         line["pool_size"] = len(self.state.pool)
@@ -590,6 +633,23 @@ def _check_same_config(run_dir: Path, folder: Path, config: RunConfig) -> None:
             f"(first difference: {difference}); resuming would mix two runs. Restore it, or "
             "start a new run (only " + ", ".join(RESUMABLE_KEYS) + " may change on resume)"
         )
+
+
+def _statistic_keys(loss: LossType) -> tuple[str, ...]:
+    """The summed statistics of an update with ``loss`` (the fields of ``_statistics``)."""
+    keys = ("loss", "pg", "kl", "entropy", "mean_ratio", "clip_fraction")
+    return (*keys, *PPO_DIAGNOSTICS) if loss is LossType.PPO else keys
+
+
+def _statistics(terms: LossTerms) -> dict[str, float]:
+    """A mini-batch's detached loss terms (those not None), to be summed over mini-batches."""
+    values = {
+        "loss": float(terms.total.detach()), "pg": terms.pg, "kl": terms.kl,
+        "entropy": terms.entropy, "mean_ratio": terms.mean_ratio,
+        "clip_fraction": terms.clip_fraction, "approx_kl": terms.approx_kl,
+        "ppo_clip_fraction": terms.ppo_clip_fraction,
+    }  # fmt: skip
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _chunks(items: list[TokenSequence], size: int) -> list[list[TokenSequence]]:
