@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from detente.games import GAMES, GameConfig, game_type
+from detente.games import GameConfig, game_entry, game_names, game_type
 from detente.learn.credit import CreditOptions
 from detente.learn.variants import LossType
 from detente.protocol.base import Style
@@ -80,10 +80,9 @@ class GameSection(_Strict):
 
     @model_validator(mode="after")
     def _known_game_and_options(self) -> GameSection:
-        if self.name not in GAMES:
-            raise ValueError(f"unknown game {self.name!r}; known: {', '.join(sorted(GAMES))}")
+        rules = game_type(self.name)  # an unknown game: a one-line error with the known ones
         try:
-            game_type(self.name).config_type(**self.options)
+            rules.config_type(**self.options)
         except ValidationError as error:
             first = error.errors()[0]
             key = ".".join(str(p) for p in first["loc"])
@@ -359,7 +358,13 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fragment(kind: str, name: str) -> dict[str, Any]:
+    """A shipped ``presets/KIND/NAME.yaml``; for a game that ships none, its registration's
+    ``preset``."""
     path = resources.files("detente") / "presets" / kind / f"{name}.yaml"
+    if kind == "games" and not path.is_file() and name in game_names():
+        registered = game_entry(name).preset
+        if registered is not None:
+            return copy.deepcopy(dict(registered))
     if not path.is_file():
         raise ConfigError(
             f"no {kind[:-1]} fragment {name!r} (looked for presets/{kind}/{name}.yaml)"
@@ -368,10 +373,12 @@ def _fragment(kind: str, name: str) -> dict[str, Any]:
 
 
 def _names(kind: str) -> list[str]:
+    """The fragments of ``kind`` (games: also the registered games with a preset of their own)."""
     folder = resources.files("detente") / "presets" / kind
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
+    names = {p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")}
+    if kind == "games":
+        names |= {g for g in game_names() if game_entry(g).preset is not None}
+    return sorted(names)
 
 
 def preset_names() -> list[str]:
