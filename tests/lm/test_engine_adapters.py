@@ -182,3 +182,20 @@ def test_single_adapter_fast_path_equals_mixed_path(engine: Engine) -> None:
         for a, b in zip(fast, mixed, strict=False):
             assert a.token_ids == b.token_ids
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_adapters_added_later_follow_the_models_mode(engine: Engine) -> None:
+    """A snapshot or a loaded adapter made while the model is in eval mode plays without
+    dropout: its new dropout modules take the model's mode, not torch's default (training)."""
+    engine.add_adapter("live", r=4, alpha=8, dropout=0.5)
+    engine.model.eval()
+    engine.copy_adapter("live", "snapshot")
+    engine.add_adapter("later", r=4, alpha=8, dropout=0.5)
+    dropouts = [
+        (name, module)
+        for name, module in engine.model.named_modules()
+        if isinstance(module, torch.nn.Dropout) and any(a in name for a in ("snapshot", "later"))
+    ]
+    assert dropouts and not any(module.training for _, module in dropouts)
+    engine.model.train()
+    assert all(module.training for _, module in dropouts)

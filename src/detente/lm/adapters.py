@@ -216,6 +216,9 @@ class AdapterSet:
                 self._peft.train(self._base.training)  # the new wrapper starts in training mode
             else:
                 self._peft.add_adapter(name, config)
+                # New modules (e.g. LoRA dropout) start in training mode: align them with the
+                # model's, or a snapshot made between updates would play with dropout on.
+                self._peft.train(self._peft.training)
         self._apply_trainable()
 
     def _state(self, name: str) -> dict[str, torch.Tensor]:
