@@ -94,6 +94,7 @@ def test_metadata_follows_the_config():
     info = make_game("multi-ipd", None, 0).info
     assert (info.players, info.simultaneous, info.messages) == (3, True, False)
     assert (info.reward_bounds, info.max_rounds) == ((0, 10), 10)
+    assert (info.cooperation, info.defection) == (6, 2)  # R and P from each of the two pairs
     four = make_game("multi-ipd", make_config("multi-ipd", {"players": 4, "sucker": -1}), 0)
     assert four.num_players == 4 and four.info.reward_bounds == (-3, 15)
     assert four.phase.players == (0, 1, 2, 3)

@@ -150,7 +150,13 @@ class MultiIPD(Game[MultiIPDConfig, tuple[Move, ...]]):
     @classmethod
     def describe(cls, config: GameConfig) -> GameInfo:
         assert isinstance(config, MultiIPDConfig)
-        return replace(super().describe(config), players=config.players)
+        pairs = config.players - 1  # everyone cooperating: R from each pairwise game, etc.
+        return replace(
+            super().describe(config),
+            players=config.players,
+            cooperation=pairs * config.reward,
+            defection=pairs * config.punishment,
+        )
 
     @classmethod
     def _reward_bounds(cls, config: GameConfig) -> tuple[float, float]:
