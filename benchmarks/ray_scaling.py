@@ -24,7 +24,7 @@ import ray
 import torch
 
 from detente.config import load_config
-from detente.learn.trainer import Trainer
+from detente.train.trainer import Trainer
 
 
 def measure(args: argparse.Namespace, workers: int, run_dir: Path) -> tuple[dict, list]:

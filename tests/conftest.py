@@ -31,7 +31,7 @@ def tiny_overrides() -> list[str]:
 def trained_ipd_run(tmp_path_factory: pytest.TempPathFactory, tiny_overrides: list[str]) -> Path:
     """A finished 2-iteration IPD run (Advantage Alignment, a pool snapshot every iteration)."""
     from detente.config import load_config
-    from detente.learn.trainer import Trainer
+    from detente.train.trainer import Trainer
 
     config = load_config(
         "ipd-adalign-tiny", [*tiny_overrides, "train.iterations=2", "pool.every=1"]

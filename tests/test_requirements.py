@@ -166,7 +166,7 @@ def test_every_install_in_the_makefile_uses_the_lock() -> None:
 
 def test_the_tracking_extra_keeps_the_cpu_torch_and_is_installed_for_tests() -> None:
     """The tracking extra (TensorBoard) names no torch, is locked, and `make test` installs it
-    (tests/learn/test_tracking.py reads its event files)."""
+    (tests/train/test_tracking.py reads its event files)."""
     core = {canonicalize_name(r.name) for r in requirements()}
     names = {canonicalize_name(r.name) for r in requirements("tracking")} - core
     assert names == {"tensorboard"}

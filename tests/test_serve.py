@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
+from detente.agents import as_trained, make_agent
 from detente.games import Kind, make_config, make_game
 from detente.games.codec import encode_events
 from detente.games.ipd import Move
-from detente.policies.agents import as_trained, make_agent
 from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import make_bot
 from detente.protocol import make_protocol

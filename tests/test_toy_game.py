@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from pydantic import Field
 
+from detente.agents import make_agent
 from detente.config import load_config
 from detente.evaluate.faceoff import faceoff
 from detente.evaluate.report import write_report
 from detente.games import Event, Game, GameConfig, GameEntry, GameInfo, Kind, Phase, register_game
 from detente.games.base import IllegalAction, RoundOutcome
 from detente.games.registry import unregister_game
-from detente.learn.trainer import Trainer
-from detente.policies.agents import make_agent
 from detente.policies.bots import Bot
 from detente.protocol import InvalidReply, Protocol, Style, make_protocol
 from detente.rollout.records import GameRecord
+from detente.train.trainer import Trainer
 
 # ---- the game: rules, protocol, bots, measures ------------------------------------------------
 

@@ -16,10 +16,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detente.agents import PlaySettings, as_trained, make_agent
 from detente.evaluate.faceoff import focal_lineup
 from detente.games import PLAYER_NAMES, game_names, game_type, make_game
 from detente.games.base import player_name
-from detente.policies.agents import PlaySettings, as_trained, make_agent
 from detente.policies.base import Policy
 from detente.protocol import Style, make_protocol
 from detente.rollout.records import write_records
@@ -251,7 +251,7 @@ def default_run_dir(name: str, overrides: Sequence[str], seed: int) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from detente.config import load_config
-    from detente.learn.trainer import Trainer
+    from detente.train.trainer import Trainer
 
     config = load_config(args.config, args.overrides)
     run_dir = Path(args.out or default_run_dir(Path(args.config).stem, args.overrides, config.seed))
@@ -291,7 +291,7 @@ def _print_evaluation(run_dir: Path) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from detente.learn.trainer import Trainer
+    from detente.train.trainer import Trainer
 
     trainer = Trainer.resume(Path(args.run_dir), overrides=args.overrides)
     print(f"resuming {args.run_dir} at iteration {trainer.state.iteration}")
@@ -353,7 +353,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from detente.evaluate.demo import DemoSettings, format_table, parse_seeds, run_demo
+    from detente.studies.demo import DemoSettings, format_table, parse_seeds, run_demo
 
     seeds = parse_seeds(args.seeds)
     games = tuple(args.game) if args.game else ("ipd", "trust-split")
@@ -377,10 +377,10 @@ def cmd_exploit(args: argparse.Namespace) -> int:
     """A fresh naive learner trained against a frozen target on the objective's mixed reward
     (naive, spite, margin); both reward curves, plotted."""
     from detente.config import load_config
-    from detente.evaluate.exploiters import OBJECTIVES
     from detente.evaluate.plots import plot_curves
     from detente.evaluate.report import read_metrics
-    from detente.learn.trainer import Trainer
+    from detente.studies.exploiters import OBJECTIVES
+    from detente.train.trainer import Trainer
 
     preset = f"{args.game}-naive-{args.scale}"
     w_self, w_other = OBJECTIVES[args.objective]
@@ -449,8 +449,8 @@ def cmd_tournament(args: argparse.Namespace) -> int:
     import json
 
     from detente.evaluate.axelrod_player import tournament
-    from detente.evaluate.league import LeagueSettings, resolve
     from detente.games.ipd import IPDConfig
+    from detente.studies.league import LeagueSettings, resolve
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -476,7 +476,7 @@ def cmd_tournament(args: argparse.Namespace) -> int:
 
 def cmd_league(args: argparse.Namespace) -> int:
     """The league report: tournament, strategies, exploiters, ratings, cross-play, dynamics."""
-    from detente.evaluate.league import LeagueSettings, run_league
+    from detente.studies.league import LeagueSettings, run_league
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -208,7 +208,7 @@ class EvalSection(_Strict):
 
 
 class LoggingSection(_Strict):
-    """Where a run's metrics go besides ``metrics.jsonl`` (``learn/tracking.py``)."""
+    """Where a run's metrics go besides ``metrics.jsonl`` (``train/tracking.py``)."""
 
     backends: list[Literal["tensorboard", "wandb", "trackio"]] = Field(
         default_factory=lambda: ["tensorboard"],

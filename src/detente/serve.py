@@ -70,11 +70,11 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detente.agents import PlaySettings, make_agent
 from detente.chat_replay import ChatUnreadable, Seat, read_chat
 from detente.games import GameConfig, game_type, make_config
 from detente.games.base import Kind
 from detente.games.codec import EventDecodeError, decode_events
-from detente.policies.agents import PlaySettings, make_agent
 from detente.policies.api import is_loopback
 from detente.policies.base import Policy, Reply, Request
 from detente.policies.bots import Bot

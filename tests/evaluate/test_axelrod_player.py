@@ -8,6 +8,7 @@ import itertools
 import axelrod as axl
 import pytest
 
+from detente.agents import make_agent
 from detente.evaluate.axelrod_player import (
     DETERMINISTIC,
     EQUIVALENTS,
@@ -15,7 +16,6 @@ from detente.evaluate.axelrod_player import (
     tournament,
 )
 from detente.games import make_game
-from detente.policies.agents import make_agent
 from detente.protocol import make_protocol
 from detente.rollout.runner import Match, play
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from peft.utils import load_peft_weights
 
+from detente.agents import make_agent
 from detente.cli import main
 from detente.evaluate.faceoff import faceoff
 from detente.evaluate.stats import mean_ci95
 from detente.games import make_config
-from detente.policies.agents import make_agent
 from detente.policies.bots import make_bot
 from detente.policies.lm import LMPolicy
 from detente.protocol import make_protocol

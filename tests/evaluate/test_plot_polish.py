@@ -103,7 +103,7 @@ def test_reward_plots_carry_the_declared_reference_lines(tmp_path):
 
 
 def test_exploiter_plots_show_the_target_and_both_references(tmp_path):
-    from detente.evaluate.exploiters import Exploitability, ExploiterRun, plot_exploiters
+    from detente.studies.exploiters import Exploitability, ExploiterRun, plot_exploiters
 
     curve = [{"iteration": i, "reward": 3.0 + i, "target": 3.0 - i} for i in range(3)]
     runs = [ExploiterRun("naive", 0, "r", 4.0, 0.1, 1.5, curve)]

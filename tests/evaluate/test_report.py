@@ -484,7 +484,7 @@ def test_run_report_titles_references_and_its_own_plot_folder(tmp_path):
 
 
 def test_demo_seed_report_and_run_reports_do_not_share_plots(tmp_path):
-    from detente.evaluate.demo import METHODS, write_seed_report
+    from detente.studies.demo import METHODS, write_seed_report
 
     out = tmp_path / "ipd" / "s0"
     runs = {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from detente.agents import make_agent
 from detente.evaluate.strategy import PROBES, estimate, fingerprint, memory_one, named_strategies
 from detente.games.ipd import IPDConfig
-from detente.policies.agents import make_agent
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from detente.agents import make_agent
 from detente.games import Kind, make_config, make_game
-from detente.policies.agents import make_agent
 from detente.policies.api import (
     ApiConfig,
     ApiError,

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from detente.config import load_config
-from detente.learn.trainer import LIVE, Trainer
 from detente.rollout.replica import Replica, ReplicaSpec
 from detente.rollout.runner import Match
 from detente.rollout.shards import shard_ranges
 from detente.rollout.sync import AdapterPublisher, portable
+from detente.train.trainer import LIVE, Trainer
 
 torch.set_num_threads(1)
 

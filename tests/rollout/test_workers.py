@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from detente.config import load_config
-from detente.learn.trainer import Trainer
 from detente.rollout.records import read_records
+from detente.train.trainer import Trainer
 
 ray = pytest.importorskip("ray")
 torch.set_num_threads(1)

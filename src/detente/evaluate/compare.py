@@ -91,7 +91,7 @@ def _flatten(data: Any, key: str = "") -> dict[str, Any]:
 
 def compare_runs(run_dirs: Sequence[Path]) -> Comparison:
     """Read the runs (each must hold a config.yaml); errors name the folder."""
-    from detente.policies.agents import run_config_of
+    from detente.agents import run_config_of
 
     if len(run_dirs) < 2:
         raise ValueError("compare needs at least two run directories")

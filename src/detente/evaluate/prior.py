@@ -200,8 +200,8 @@ MODEL_SCALES = {
 def probe_model(model: str, game: str, games: int, seed: int = 20_000) -> dict[str, Any]:
     """Measure ``lm:MODEL``'s prior in ``game`` under the settings of its ``GAME-naive-SCALE``
     preset (the full style and default options for other models)."""
+    from detente.agents import make_agent
     from detente.config import load_config
-    from detente.policies.agents import make_agent
     from detente.protocol import make_protocol
 
     scale = MODEL_SCALES.get(model)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from detente.policies.agents import run_adapters
+from detente.agents import run_adapters
 from detente.rollout.records import GameRecord
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detente.agents import make_agent
 from detente.config import first_difference, load_config
 from detente.evaluate.faceoff import FaceoffResult, faceoff
 from detente.evaluate.plots import curve_keys, curve_title, plot_curves
@@ -36,11 +37,10 @@ from detente.evaluate.report import (
 )
 from detente.evaluate.stats import mean_ci95
 from detente.games import game_entry, game_names, game_type
-from detente.learn.trainer import Trainer
-from detente.policies.agents import make_agent
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord
 from detente.rollout.runner import games_progress
+from detente.train.trainer import Trainer
 
 METHODS = ("naive", "sum", "adalign")
 # The frozen agents the robustness test trains a fresh naive learner against.

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from detente.evaluate.demo import (
+from detente.evaluate.stats import mean_ci95
+from detente.studies.demo import (
     METHODS,
     DemoSettings,
     aggregate,
@@ -15,7 +16,6 @@ from detente.evaluate.demo import (
     parse_seeds,
     run_demo,
 )
-from detente.evaluate.stats import mean_ci95
 
 
 def test_parse_seeds() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from detente.config import load_config
-from detente.learn.trainer import NonFiniteUpdate, Trainer
+from detente.train.trainer import NonFiniteUpdate, Trainer
 
 
 @pytest.fixture

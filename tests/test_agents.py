@@ -11,9 +11,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from detente.agents import as_trained, make_agent
 from detente.cli import main
 from detente.games import Kind
-from detente.policies.agents import as_trained, make_agent
 from detente.policies.base import Policy, Reply, Request
 from detente.protocol import make_protocol
 from detente.rollout.records import read_records

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from detente.config import load_config
-from detente.learn.trainer import LIVE, Purpose, Trainer, iteration_seed, opponent_draws
 from detente.rollout.records import GameRecord
 from detente.rollout.runner import Match
+from detente.train.trainer import LIVE, Purpose, Trainer, iteration_seed, opponent_draws
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 2**40 + 3])

@@ -12,8 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from detente.config import load_config
-from detente.learn.distributed import DataParallel
-from detente.learn.trainer import Trainer
+from detente.train.distributed import DataParallel
+from detente.train.trainer import Trainer
 
 WORLD = 2
 

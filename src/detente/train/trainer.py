@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from detente.agents import make_agent, share_batcher
 from detente.config import RESUMABLE_KEYS, RunConfig, dump_config, first_difference
 from detente.evaluate.faceoff import against_opponents
 from detente.evaluate.metrics import game_measures, reward_measures
@@ -57,14 +58,11 @@ from detente.learn.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from detente.learn.distributed import DataParallel
 from detente.learn.loss import LossTerms, LossType, ppo_token_loss, token_loss
 from detente.learn.pool import ResidentPool, waves
 from detente.learn.scoring import ActionScores, PaddedBatch, action_logprobs, pad_batch
-from detente.learn.tracking import Tracker, check_backends, make_trackers
 from detente.lm.engine import Engine
 from detente.lm.models import load_engine, precision, usable_device
-from detente.policies.agents import make_agent, share_batcher
 from detente.policies.base import Policy
 from detente.policies.bots import make_bot
 from detente.policies.lm import LMBatcher, LMPolicy
@@ -72,6 +70,8 @@ from detente.protocol import make_protocol
 from detente.rollout.backends import make_rollouts
 from detente.rollout.records import GameRecord, write_records
 from detente.rollout.runner import Match, derive_seed, reply_stats
+from detente.train.distributed import DataParallel
+from detente.train.tracking import Tracker, check_backends, make_trackers
 
 LIVE = "live"
 PPO_DIAGNOSTICS = ("approx_kl", "ppo_clip_fraction")  # metrics of train.loss=ppo only

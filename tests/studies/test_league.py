@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from detente.agents import register_agent_kind
 from detente.cli import main
-from detente.evaluate.league import LeagueSettings, resolve, run_league
-from detente.policies.agents import register_agent_kind
 from detente.policies.bots.ipd import TitForTat
+from detente.studies.league import LeagueSettings, resolve, run_league
 
 
 class Evil(TitForTat):
@@ -113,7 +113,7 @@ def test_tournament_and_league_commands(tmp_path, capsys):
 
 
 def test_short_names_for_plots():
-    from detente.evaluate.league import short_names
+    from detente.studies.league import short_names
 
     names = ["run:/x/s0/adalign", "run:/x/s0/adalign@10", "bot:grim"]
     assert short_names(names) == {"run:/x/s0/adalign": "s0/adalign",

@@ -11,8 +11,8 @@ import pytest
 from detente.config import load_config
 from detente.evaluate.faceoff import against_opponents
 from detente.evaluate.report import write_report
-from detente.learn.trainer import Purpose, Trainer, iteration_seed
 from detente.policies.bots import make_bot
+from detente.train.trainer import Purpose, Trainer, iteration_seed
 
 
 def lines(run_dir: Path) -> list[dict]:

@@ -11,8 +11,8 @@ import pytest
 from detente.cli import main
 from detente.config import load_config
 from detente.evaluate.metrics import game_measures
-from detente.learn.trainer import Trainer
 from detente.rollout.records import read_records
+from detente.train.trainer import Trainer
 
 N_PLAYER_GAMES = {"multi-ipd": 3, "public-goods": 4, "commons": 5}
 

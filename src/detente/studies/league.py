@@ -21,12 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from detente.evaluate.exploiters import OBJECTIVES
+from detente.agents import make_agent
 from detente.evaluate.faceoff import FaceoffResult, faceoff
 from detente.games import game_type
-from detente.policies.agents import make_agent
 from detente.protocol import Style, make_protocol
 from detente.rollout.runner import InvalidReplyConfig
+from detente.studies.exploiters import OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ def _ipd_parts(league, settings, agents, protocol, game_config, invalid, out) ->
 
 
 def _exploit(settings: LeagueSettings, target: str, out: Path) -> dict[str, Any]:
-    from detente.evaluate.exploiters import exploitability, plot_exploiters, slug
+    from detente.studies.exploiters import exploitability, plot_exploiters, slug
 
     result = exploitability(
         settings.game, target, out / "exploiters", settings.objectives, settings.exploit_seeds,

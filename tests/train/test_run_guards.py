@@ -20,7 +20,7 @@ import yaml
 from detente.config import ConfigError, load_config
 from detente.evaluate.report import read_metrics
 from detente.learn.checkpoint import RunDirError, lock_run
-from detente.learn.trainer import NonFiniteUpdate, Trainer
+from detente.train.trainer import NonFiniteUpdate, Trainer
 
 TIMING = {"rollout_s", "update_s", "eval_s", "tokens_per_s"}
 

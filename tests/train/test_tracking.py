@@ -13,7 +13,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from detente.config import load_config
-from detente.learn.trainer import Trainer
+from detente.train.trainer import Trainer
 
 
 def events(run_dir: Path) -> EventAccumulator:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from detente.config import load_config
-from detente.learn.trainer import LIVE, RunDirError, Trainer
 from detente.rollout.records import read_records
+from detente.train.trainer import LIVE, RunDirError, Trainer
 
 TIMING = {"rollout_s", "update_s", "eval_s", "tokens_per_s"}
 

@@ -12,7 +12,7 @@ import torch
 
 from detente.config import ConfigError, load_config
 from detente.learn.loss import LossType
-from detente.learn.trainer import Trainer
+from detente.train.trainer import Trainer
 
 TIMING = {"rollout_s", "update_s", "eval_s", "tokens_per_s"}
 PPO_KEYS = {"approx_kl", "ppo_clip_fraction"}

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from detente.config import load_config
-from detente.learn.trainer import Trainer
 from detente.rollout.records import read_records
+from detente.train.trainer import Trainer
 
 GAME_MEASURES = {
     "ipd": {"coop_rate", "p_coop_after_c", "p_coop_after_d"},

@@ -1,0 +1,1 @@
+"""Studies that train and measure: the demo, learned exploiters, the league report."""
