@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from detente.agents import PlaySettings, as_trained, make_agent
 from detente.evaluate.faceoff import focal_lineup
-from detente.games import PLAYER_NAMES, game_names, game_type, make_game
+from detente.games import PLAYER_NAMES, game_entry, game_names, game_type, make_game
 from detente.games.base import player_name
 from detente.policies.base import Policy
 from detente.protocol import Style, make_protocol
@@ -624,8 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--game",
         action="append",
-        choices=["ipd", "trust-split"],
-        help="a game to run (repeatable; default both)",
+        choices=[g for g in games if game_entry(g).headline.bots],
+        help="a game to run (repeatable; default the IPD and Trust-and-Split, the paper's)",
     )
     p.add_argument("--model", choices=["tiny", "smollm2-135m"], default="tiny")
     p.add_argument("--seeds", default="0", help="seeds, e.g. 0, 0-4 or 0,2,5 (default 0)")
@@ -651,7 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prior", help="probe a model's conditional behaviour (its prior)")
     p.add_argument("model", help="tiny, smollm2-135m or a local model directory")
-    p.add_argument("--game", required=True, choices=["ipd", "trust-split"])
+    p.add_argument("--game", required=True,
+                   choices=[g for g in games if game_entry(g).prior is not None])
     p.add_argument("--games", type=int, default=32, help="games per seat order and probe")
     p.add_argument("--remeasure", action="store_true", help="measure again, replacing the stored")
     p.add_argument("--json", help="also write the numbers here")

@@ -72,7 +72,7 @@ class SamplingSection(_Strict):
 
 
 class GameSection(_Strict):
-    name: str = Field("ipd", description="ipd | trust-split | split | dond.")
+    name: str = Field("ipd", description="A registered game (`detente -h` lists them).")
     style: Style = Field(Style.FULL, description="Prompt style: full (LLMs) or compact (tiny).")
     options: dict[str, Any] = Field(
         default_factory=dict, description="The game's own options (rounds, payoffs, ...)."

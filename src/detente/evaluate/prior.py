@@ -22,23 +22,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from detente.evaluate.faceoff import faceoff
 from detente.evaluate.metrics import hand_report
-from detente.games import GameConfig
+from detente.games import GameConfig, game_entry, game_names
 from detente.policies.base import Policy
 from detente.policies.bots import make_bot
 from detente.protocol.base import Protocol
 from detente.rollout.records import GameRecord
 
-PROBES: dict[str, tuple[str, ...]] = {
-    "ipd": ("random", "alternator"),
-    "trust-split": ("honest", "greedy"),
-}
 Seats = Sequence[tuple[GameRecord, int]]
 
 
@@ -125,10 +121,9 @@ def trust_split_prior(seats: Seats) -> dict[str, Rate]:
     return out
 
 
-PRIOR_MEASURES: dict[str, Callable[[Seats], dict[str, Rate]]] = {
-    "ipd": ipd_prior,
-    "trust-split": trust_split_prior,
-}
+def prior_games() -> list[str]:
+    """The games whose registration defines prior measures (``GameEntry.prior``)."""
+    return [g for g in game_names() if game_entry(g).prior is not None]
 
 
 def measure_prior(
@@ -142,9 +137,11 @@ def measure_prior(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """The model's prior measures against each probe and in self-play, ``games`` games per seat
     order: {"vs bot:NAME" | "self-play" | "all probes": {measure: {value, ci95, n}}}."""
-    if game not in PRIOR_MEASURES:
-        raise ValueError(f"prior probes exist for {', '.join(PRIOR_MEASURES)}, not {game!r}")
-    probes = [make_bot(game, name) for name in PROBES[game]]
+    entry = game_entry(game)
+    measure = entry.prior_fn()
+    if measure is None:
+        raise ValueError(f"prior probes exist for {', '.join(prior_games())}, not {game!r}")
+    probes = [make_bot(game, name) for name in entry.prior_probes]
     _, records = faceoff(game, [model, *probes], protocol, games, seed, config, invalid)
     by_opponent: dict[str, list[tuple[GameRecord, int]]] = {}
     for record in records:
@@ -154,7 +151,6 @@ def measure_prior(
                 key = "self-play" if other == model.name else f"vs {other}"
                 by_opponent.setdefault(key, []).append((record, p))
     by_opponent["all probes"] = [s for k, v in by_opponent.items() if k != "self-play" for s in v]
-    measure = PRIOR_MEASURES[game]
     return {
         key: {name: rate.to_json() for name, rate in measure(seats).items()}
         for key, seats in by_opponent.items()

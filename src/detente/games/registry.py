@@ -52,7 +52,8 @@ class GameEntry:
     -> weight (empty: every bot alike); preset: the game's preset fragment (the contents of a
     ``presets/games/NAME.yaml``) when it ships none; headline: its line in the demo table;
     columns / facts: the round infos a transcript shows, info key -> label, per player (a list
-    with one entry per seat) and round-wide.
+    with one entry per seat) and round-wide; prior: ``(seats) -> {name: Rate}``, the measures
+    of a model's prior (``detente prior``), probed against the bots ``prior_probes``.
     """
 
     name: str
@@ -66,6 +67,8 @@ class GameEntry:
     headline: Headline = field(default_factory=Headline)
     columns: Mapping[str, str] = field(default_factory=dict)
     facts: Mapping[str, str] = field(default_factory=dict)
+    prior: Part | None = None
+    prior_probes: tuple[str, ...] = ()
 
     def rules_type(self) -> type:
         return resolve(self.rules)
@@ -82,6 +85,9 @@ class GameEntry:
 
     def turn_note_fn(self) -> Callable[..., str] | None:
         return None if self.turn_note is None else resolve(self.turn_note)
+
+    def prior_fn(self) -> Callable[..., dict[str, Any]] | None:
+        return None if self.prior is None else resolve(self.prior)
 
 
 _ENTRIES: dict[str, GameEntry] = {}
@@ -133,6 +139,8 @@ for _entry in (
     _builtin(
         "ipd", "ipd", "IPD", "IPDProtocol",
         measures=f"{_MEASURES}:ipd_measures",
+        prior="detente.evaluate.prior:ipd_prior",
+        prior_probes=("random", "alternator"),
         columns={"moves": "move"},
         # One Markov persona, so the prior is known exactly: P(C) 0.95 first and after the other
         # cooperated, 0.6 after it defected (cooperative, forgiving and conditional).
@@ -146,6 +154,8 @@ for _entry in (
     _builtin(
         "trust-split", "trust_split", "TrustSplit", "TrustSplitProtocol",
         measures=f"{_MEASURES}:trust_split_measures",
+        prior="detente.evaluate.prior:trust_split_prior",
+        prior_probes=("honest", "greedy"),
         turn_note=f"{_MEASURES}:hand_note",
         columns={"hands": "hand", "upper": "position", "values": "value per unit",
                  "claims": "claim (coins)", "units": "received"},
