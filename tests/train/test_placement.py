@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from detente.config import ConfigError, RuntimeSection, load_config
-from detente.rollout.backends import adapter_capacity, replica_device
+from detente.train.backends import adapter_capacity, replica_device
 from detente.rollout.replica import Replica, ReplicaSpec
 from detente.rollout.workers import RolloutWorkers
 from detente.train.distributed import DataParallel
