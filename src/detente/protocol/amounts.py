@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from detente.games.base import Event, Kind, MessageEvent, player_name
+from detente.games.base import Event, GameConfig, Kind, MessageEvent, player_name
 from detente.protocol.base import PROPOSAL_END, PROPOSAL_START, InvalidReply, Protocol, Style
 
 _INTEGER = r"(0|[1-9][0-9]*)"  # ASCII digits only: int() would also accept other scripts' digits
@@ -45,6 +45,7 @@ class AmountProtocol(Protocol):
 
     unit: ClassVar[str]
     default_high: ClassVar[int]
+    bound_name: ClassVar[str]  # the config option that bounds the amount (e.g. "endowment")
 
     def __init__(self, style: Style | str = Style.FULL, high: int | None = None) -> None:
         super().__init__(style)
@@ -52,6 +53,21 @@ class AmountProtocol(Protocol):
         if high < 0:
             raise ValueError(f"the largest amount must be at least 0, got {high}")
         self.high = high
+
+    @classmethod
+    def for_config(cls, style: Style | str, config: GameConfig | None) -> AmountProtocol:
+        """Parses amounts in 0..the config's ``bound_name`` option (the default's without one)."""
+        bound = getattr(config, cls.bound_name, None) if config is not None else None
+        return cls(style, bound)
+
+    def check_bound(self, config: GameConfig) -> None:
+        """Refuse a game whose bound is not the one this protocol parses."""
+        bound = getattr(config, self.bound_name)
+        if bound != self.high:
+            raise ValueError(
+                f"the game's {self.bound_name} is {bound} but the protocol parses 0..{self.high}; "
+                f"build {type(self).__name__}(high={bound})"
+            )
 
     def render_message(self, event: MessageEvent) -> str:
         """``Bob says: ...`` in both styles: with several co-players the sender matters."""

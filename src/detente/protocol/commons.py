@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from detente.games.base import Event, Game, GameConfig, Kind, MessageEvent, others, player_name
+from detente.games.base import Event, Game, Kind, MessageEvent, others, player_name
 from detente.games.commons import Commons, CommonsConfig, RoundEnd, RoundStart
 from detente.protocol.amounts import AmountProtocol, names, plural
 from detente.protocol.base import (
@@ -35,21 +35,13 @@ class CommonsProtocol(AmountProtocol):
     game: ClassVar[str] = Commons.name
     unit: ClassVar[str] = "tons you catch"
     default_high: ClassVar[int] = CommonsConfig().capacity
-
-    @classmethod
-    def for_config(cls, style: Style | str, config: GameConfig | None) -> CommonsProtocol:
-        """Parses requests in 0..capacity of the game's config."""
-        return cls(style, config.capacity if isinstance(config, CommonsConfig) else None)
+    bound_name: ClassVar[str] = "capacity"
 
     # ---- prompts ---------------------------------------------------------------------------------
     def rules(self, game: Game, player: int) -> str:
         assert isinstance(game, Commons)
         c = game.config
-        if c.capacity != self.high:
-            raise ValueError(
-                f"the lake's capacity is {c.capacity} but the protocol parses 0..{self.high}; "
-                f"build CommonsProtocol(high={c.capacity})"
-            )
+        self.check_bound(c)
         n, cap, low, quota = c.players, c.capacity, c.collapse_below, c.messages_per_player
         if self.style is Style.COMPACT:
             horizon = f" {game.num_rounds} rounds." if c.tell_horizon else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from detente.games.base import Event, Game, GameConfig, Kind, others, player_name
+from detente.games.base import Event, Game, Kind, others, player_name
 from detente.games.public_goods import PublicGoods, PublicGoodsConfig, RoundEnd, RoundStart
 from detente.protocol.amounts import AmountProtocol, names, number, plural
 from detente.protocol.base import (
@@ -25,21 +25,13 @@ class PublicGoodsProtocol(AmountProtocol):
     game: ClassVar[str] = PublicGoods.name
     unit: ClassVar[str] = "coins you give"
     default_high: ClassVar[int] = PublicGoodsConfig().endowment
-
-    @classmethod
-    def for_config(cls, style: Style | str, config: GameConfig | None) -> PublicGoodsProtocol:
-        """Parses contributions in 0..endowment of the game's config."""
-        return cls(style, config.endowment if isinstance(config, PublicGoodsConfig) else None)
+    bound_name: ClassVar[str] = "endowment"
 
     # ---- prompts ---------------------------------------------------------------------------------
     def rules(self, game: Game, player: int) -> str:
         assert isinstance(game, PublicGoods)
         c = game.config
-        if c.endowment != self.high:
-            raise ValueError(
-                f"the game's endowment is {c.endowment} but the protocol parses 0..{self.high}; "
-                f"build PublicGoodsProtocol(high={c.endowment})"
-            )
+        self.check_bound(c)
         e, r, n, quota = c.endowment, number(c.multiplier), c.players, c.messages_per_player
         if self.style is Style.COMPACT:
             horizon = f" {game.num_rounds} rounds." if c.tell_horizon else ""
