@@ -8,8 +8,10 @@ every cell use the same environment seeds (common random numbers). A mixed popul
 agents in the N seats) is played by :func:`population_faceoff`.
 
 Per agent, over its own decisions only (a bot's turns never dilute an API agent's): the share
-that ended on the default move (``invalid_rates``), and how many of those got no reply at all
-from an API (``gave_up``, e.g. a server down, with ``on_failure=continue``).
+that ended on the default move (``invalid_rates``), how many of those got no reply at all from
+an API (``gave_up``, e.g. a server down, with ``on_failure=continue``), and its replies' usage
+summed (``usage``: an API's prompt and completion tokens, transport and format retries and
+decisions given up; a language model's tokens).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from detente.protocol.base import Protocol
 from detente.rollout.records import GameRecord
 from detente.rollout.runner import InvalidReplyConfig, Match, invalid_rate, play
 
+API_USAGE = frozenset({"transport_retries", "format_retries", "gave_up"})  # an API's reply keys
+
 
 @dataclass
 class FaceoffResult:
@@ -43,18 +47,31 @@ class FaceoffResult:
     decisions: dict[str, int] = field(default_factory=dict)  # per agent: decisions made
     invalid_rates: dict[str, float] = field(default_factory=dict)  # per agent: default move used
     gave_up: dict[str, int] = field(default_factory=dict)  # per agent: no reply from its API
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)  # per agent: replies' usage
 
     def reply_problems(self) -> list[str]:
-        """One line per agent with invalid replies: its own rate, and the decisions its API
-        gave no reply for."""
+        """One line per agent with invalid replies or API calls: its own rate, the decisions
+        its API gave no reply for, and its API usage (tokens, retries)."""
         lines = []
         for agent in self.agents:
             rate, lost = self.invalid_rates.get(agent, 0.0), self.gave_up.get(agent, 0)
+            usage = self.usage.get(agent, {})
+            parts = []
             if rate or lost:
-                line = f"{agent}: invalid-reply rate {rate:.3f} of {self.decisions[agent]} decisions"
-                if lost:
-                    line += f"; {lost} got no reply from the API (default move played)"
-                lines.append(line)
+                parts.append(f"invalid-reply rate {rate:.3f} of {self.decisions[agent]} decisions")
+            if lost:
+                parts.append(f"{lost} got no reply from the API (default move played)")
+            if API_USAGE & usage.keys():
+                parts.append(
+                    f"API usage over {self.decisions[agent]} decisions: "
+                    f"{usage.get('prompt_tokens', 0)} prompt + "
+                    f"{usage.get('completion_tokens', 0)} completion tokens, "
+                    f"{usage.get('transport_retries', 0)} transport retries, "
+                    f"{usage.get('format_retries', 0)} format retries, "
+                    f"{usage.get('gave_up', 0)} given up"
+                )
+            if parts:
+                lines.append(f"{agent}: " + "; ".join(parts))
         return lines
 
     def to_json(self) -> dict:
@@ -211,11 +228,13 @@ def faceoff(
             measures.setdefault(key, [[math.nan] * n for _ in range(n)])[row][column] = value
     decisions, invalid, gave_up = agent_reply_counts(records)
     rates = {a: invalid[a] / decisions[a] if decisions[a] else 0.0 for a in names}
+    usage = agent_usage(records)
     result = FaceoffResult(
         names, mean, ci, games, invalid_rate(records), measures,
         decisions={a: decisions[a] for a in names},
         invalid_rates=rates,
         gave_up={a: gave_up[a] for a in names},
+        usage={a: dict(usage[a]) for a in names},
     )
     return result, records
 
@@ -230,6 +249,7 @@ class PopulationResult:
     reward: dict[str, float]
     ci95: dict[str, float]
     measures: dict[str, dict[str, float]]
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)  # replies' usage, summed
 
     def table(self) -> str:
         width = max(len(a) for a in self.reward) + 2
@@ -283,7 +303,8 @@ def population_faceoff(
         reward[name], ci95[name] = mean_ci95([sum(v) / len(v) for v in per_game.values()])
         measures[name] = game_measures(game_name, seats)
     names = [p.name for p in lineup]
-    return PopulationResult(names, games, reward, ci95, measures), records
+    usage = {name: dict(total) for name, total in agent_usage(records).items()}
+    return PopulationResult(names, games, reward, ci95, measures, usage), records
 
 
 def agent_reply_counts(
@@ -301,6 +322,18 @@ def agent_reply_counts(
                 invalid[seat.agent] += turn.invalid
                 gave_up[seat.agent] += bool(turn.invalid and turn.usage.get("gave_up"))
     return decisions, invalid, gave_up
+
+
+def agent_usage(records: Sequence[GameRecord]) -> dict[str, Counter[str]]:
+    """Per agent name: its replies' ``usage`` summed over its decisions (an API's tokens,
+    transport and format retries and give-ups; a language model's tokens; empty for a bot)."""
+    usage: dict[str, Counter[str]] = {}
+    for record in records:
+        for seat in record.seats:
+            total = usage.setdefault(seat.agent, Counter())
+            for turn in seat.turns:
+                total.update(turn.usage)
+    return usage
 
 
 def against_opponents(

@@ -2,8 +2,10 @@
 
 ``act`` is synchronous; it runs the whole batch concurrently (at most ``concurrency`` HTTP calls
 in flight) with the official ``openai`` async client, on an event loop that the policy keeps in
-a daemon thread, so the client and its connections are reused from one call to the next. Per
-request:
+a daemon thread, so the client and its connections are reused from one call to the next.
+``submit`` starts a batch and returns a future at once (the policy is ``overlapping``): the
+rollout sends each decision as soon as it is asked, so one decision's retries hold up no other,
+and every call in flight shares the ``concurrency`` bound. Per request:
 
 * **transport retries**: 408/409/429/5xx, timeouts and connection errors are retried with
   exponential backoff (equal jitter from a RNG seeded by the request's seed; a ``Retry-After``
@@ -44,6 +46,7 @@ both and releases the connections.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import logging
@@ -95,7 +98,9 @@ class ApiConfig(BaseModel):
     model: str = Field(min_length=1, description="Model name sent in each request.")
     base_url: str = Field(DEFAULT_BASE_URL, description="API root (http or https), ending in /v1.")
     key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key.")
-    concurrency: int = Field(8, ge=1, description="HTTP calls in flight at once per act().")
+    concurrency: int = Field(
+        8, ge=1, description="HTTP calls in flight at once (over every call of the policy)."
+    )
     timeout: float = Field(60.0, gt=0, description="Seconds per HTTP call.")
     max_tries: int = Field(6, ge=1, description="HTTP calls per completion (transient errors).")
     max_seconds: float = Field(
@@ -219,6 +224,8 @@ def format_correction(problem: str, instruction: str) -> str:
 class ApiPolicy(Policy):
     """Replies from an OpenAI-compatible chat-completions API."""
 
+    overlapping = True  # many calls in flight: the rollout sends each decision on its own
+
     def __init__(self, config: ApiConfig, name: str | None = None) -> None:
         self.config = config
         self.name = name or f"api:{config.model}@{public_url(config.base_url)}"
@@ -251,8 +258,13 @@ class ApiPolicy(Policy):
         return type(self), (self.config, self.name)
 
     def act(self, requests: Sequence[Request]) -> list[Reply]:
-        future = asyncio.run_coroutine_threadsafe(self._act_all(requests), self._client_loop())
-        return future.result()
+        return self.submit(requests).result()
+
+    def submit(self, requests: Sequence[Request]) -> concurrent.futures.Future[list[Reply]]:
+        """Starts the requests on the client's loop and returns at once: calls overlap (all of
+        them share the ``concurrency`` bound on HTTP calls in flight); cancelling the future
+        stops its requests."""
+        return asyncio.run_coroutine_threadsafe(self._act_all(requests), self._client_loop())
 
     def close(self) -> None:
         """Close the client's connections and stop its event loop and thread (a later ``act``

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -65,10 +66,20 @@ class Policy(ABC):
     name: str
     supports_constrained: bool = False
     batcher: Batcher | None = None
+    overlapping: bool = False  # submit() returns at once and its calls may overlap (see there)
 
     @abstractmethod
     def act(self, requests: Sequence[Request]) -> list[Reply]:
         """One reply per request, in order."""
+
+    def submit(self, requests: Sequence[Request]) -> Future[list[Reply]]:
+        """The replies of :meth:`act`, as a future. An ``overlapping`` policy (e.g. HTTP calls
+        on an event loop of its own) starts them and returns at once, takes more calls while
+        some are in flight and bounds its own concurrency: the rollout then sends each request
+        on its own, as soon as it is asked. The default answers with ``act`` before returning."""
+        future: Future[list[Reply]] = Future()
+        future.set_result(self.act(requests))
+        return future
 
     def end_sessions(self, session_ids: Sequence[str]) -> None:  # noqa: B027 - optional hook
         """Games are over: drop per-session state (e.g. KV caches). Default: none kept."""
