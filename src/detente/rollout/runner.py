@@ -217,8 +217,9 @@ def _play_free(
             if on_step is not None:
                 on_step(finished, len(live))
         assert finished == len(live), "a game has a phase in which no seat decides"
-    except BaseException as error:  # stop the calls in flight; a person's Ctrl-C at once
-        scheduler.close(wait_for_calls=not isinstance(error, KeyboardInterrupt))
+    except BaseException:  # stop the calls in flight (Ctrl-C too: a lane's running engine
+        # call is waited for, or the interpreter would exit with a thread inside torch and abort)
+        scheduler.close()
         raise
 
 

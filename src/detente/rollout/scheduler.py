@@ -136,16 +136,15 @@ class Scheduler:
         else:
             policy.end_sessions(session_ids)
 
-    def close(self, wait_for_calls: bool = True) -> None:
-        """Stop: cancel the overlapping policies' calls, drop the waiting requests and (with
-        ``wait_for_calls``) wait for the lanes' running calls, which a thread cannot be stopped
-        in, so that no policy is still called when the caller goes on."""
+    def close(self) -> None:
+        """Stop: cancel the overlapping policies' calls, drop the waiting requests and wait for
+        the lanes' running calls, which a thread cannot be stopped in, so that no policy is
+        still called when the caller goes on."""
         for future in self._running:
             future.cancel()
-        if wait_for_calls:
-            wait(self._running)
-            for lane in list(self._ended):
-                self._end(lane)
+        wait(self._running)
+        for lane in list(self._ended):
+            self._end(lane)
         self._running.clear()
         self._waiting.clear()
 
