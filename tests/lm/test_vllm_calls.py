@@ -160,8 +160,8 @@ def test_a_runs_vllm_replica_gets_its_dtype_rank_slot_pool_room_and_batch_invari
     from detente.lm.models import save_atomically
     from detente.policies.lm import LMBatcher
     from detente.protocol import make_protocol
-    from detente.train.backends import make_rollouts
     from detente.rollout.local import LocalReplica
+    from detente.train.backends import make_rollouts
 
     save_atomically(engine.model, engine.tokenizer, tmp_path / "model")
     config = load_config(

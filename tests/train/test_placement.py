@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from detente.config import ConfigError, RuntimeSection, load_config
-from detente.train.backends import adapter_capacity, replica_device
 from detente.rollout.replica import Replica, ReplicaSpec
 from detente.rollout.workers import RolloutWorkers
+from detente.train.backends import adapter_capacity, replica_device
 from detente.train.distributed import DataParallel
 
 VLLM = ["runtime.engine=vllm", "model.dtype=bfloat16", "device=auto"]  # tiny presets: cpu

@@ -67,9 +67,9 @@ from detente.policies.base import Policy
 from detente.policies.bots import make_bot
 from detente.policies.lm import LMBatcher, LMPolicy
 from detente.protocol import make_protocol
-from detente.train.backends import make_rollouts
 from detente.rollout.records import GameRecord, write_records
 from detente.rollout.runner import Match, derive_seed, reply_stats
+from detente.train.backends import make_rollouts
 from detente.train.distributed import DataParallel
 from detente.train.tracking import Tracker, check_backends, make_trackers
 
