@@ -104,7 +104,7 @@ def test_did_you_mean_for_presets_keys_bots_agents_and_models(capsys):
     assert main(["train", "ipd-adalign-tiny", "train.lrr=1"]) == 1
     line = error_line(capsys)
     assert "train.lrr: unknown key (did you mean train.lr?)" in line
-    assert "train takes: method, iterations" in line
+    assert "train takes: method, ignore_groups, gamma, beta" in line and " lr, " in line
     assert main(["train", "ipd-adalign-tiny", "eval.bots=[grm]"]) == 1
     assert "eval.bots: no bot 'grm' for ipd (did you mean grim?)" in error_line(capsys)
     for agents, expected in [("bot:tit-for-tatt,bot:grim", "(did you mean tit-for-tat?)"),
