@@ -72,3 +72,15 @@ def test_warm_start_loss_equals_a_brute_force_loop() -> None:
             elif labels[row, k] != -100:
                 terms.append(-logp[row, k - 1, labels[row, k]])
     assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-6)
+
+
+def test_the_opening_of_a_persona_chat_is_its_first_round():
+    from detente.recipes.warmstart import persona_conversations
+
+    (whole,) = persona_conversations(("trust-split",), 1, 0)["trust-split"]
+    opening = whole.opening()
+    assert set(whole.rounds) == {0, 1, 2, 3} and set(opening.rounds) == {0}
+    replies = [m for m in opening.messages if m["role"] == "assistant"]
+    assert len(replies) == len(opening.distributions) == 2  # the message, then the claim
+    assert opening.messages == whole.messages[: len(opening.messages)]
+    assert opening.messages[-1]["role"] == "assistant" and "proposal" in replies[-1]["content"]
