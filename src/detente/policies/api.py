@@ -442,7 +442,8 @@ class ApiPolicy(Policy):
 
     def _unavailable(self) -> str:
         return (
-            f"{self.name}: {self.failures} calls in a row failed (last: {self._last_failure}); "
+            f"{self.name}: {self.config.max_failures} calls in a row failed "
+            f"(last: {self._last_failure}); "
             "stopping. Check the server, or raise #max_failures=N, or pass "
             "#on_failure=continue to play on with default moves where no reply comes"
         )
