@@ -365,6 +365,16 @@ def test_a_request_waits_and_runs_for_a_bounded_time():
         assert raw_post(url, body)[0] == 200
 
 
+def test_a_chat_game_played_without_messages_is_asked_only_for_moves():
+    silent = make_config("trust-split", {"messages_per_player": 0})
+    app = create_app(Echo(), "trust-split", make_protocol("trust-split"), config=silent)
+    with serve_in_thread(app) as url:
+        reply = client(url).chat.completions.create(
+            model="lm:echo", messages=[{"role": "user", "content": "your turn"}]
+        )
+    assert reply.choices[0].message.content == f"{Kind.MOVE.value}:{'your turn'[::-1]}"
+
+
 def test_a_mixed_load_of_good_and_bad_requests_fails_no_good_one():
     """180 good requests and 90 bad ones, 24 at a time over shared keep-alive connections."""
     app = create_app(Echo(), "trust-split", make_protocol("trust-split"))

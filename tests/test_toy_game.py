@@ -47,7 +47,6 @@ class Volunteer(Game[VolunteerConfig, bool]):
     name: ClassVar[str] = "volunteer"
     config_type: ClassVar[type[VolunteerConfig]] = VolunteerConfig
     reward_scale: ClassVar[float] = 1.0
-    has_messages: ClassVar[bool] = False
 
     @classmethod
     def describe(cls, config: GameConfig) -> GameInfo:

@@ -283,6 +283,7 @@ def create_app(
     Requests without a ``seed`` get ``derive_seed(seed, n)`` for the n-th request served.
     """
     limits = limits or ServeLimits()
+    config = config or make_config(game, {})
     app = FastAPI(title=f"detente: {policy.name}")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     counter = itertools.count()
@@ -654,13 +655,13 @@ def _request(
     body: ChatRequest,
     policy: Policy,
     game: str,
-    config: GameConfig | None,
+    config: GameConfig,
     protocol: Protocol,
     fallback_seed: int,
 ) -> Request:
     """The policy request of one HTTP request."""
     messages = tuple({"role": m.role, "content": m.content} for m in body.messages)
-    seat = _extension_seat(body.detente, policy, game)
+    seat = _extension_seat(body.detente, policy, game, config)
     if seat is None:
         seat = _chat_seat(messages, policy, game, config, protocol)
     return Request(
@@ -676,13 +677,15 @@ def _request(
     )
 
 
-def _extension_seat(extension: DetenteExtension | None, policy: Policy, game: str) -> Seat | None:
+def _extension_seat(
+    extension: DetenteExtension | None, policy: Policy, game: str, config: GameConfig
+) -> Seat | None:
     """The seat the ``detente`` extension names (None without one), checked."""
     if extension is None:
         return None
     if extension.game != game:
         raise ApiFailure(400, f"this server plays {game!r}, the request is for {extension.game!r}")
-    if extension.kind is Kind.MESSAGE and not game_type(game).has_messages:
+    if extension.kind is Kind.MESSAGE and not game_type(game).describe(config).messages:
         raise ApiFailure(400, f"{game} has no messages: the detente kind must be 'move'")
     try:
         events = tuple(decode_events(extension.events))
@@ -700,7 +703,7 @@ def _chat_seat(
     messages: Sequence[dict[str, str]],
     policy: Policy,
     game: str,
-    config: GameConfig | None,
+    config: GameConfig,
     protocol: Protocol,
 ) -> Seat:
     """The seat read from the chat by replaying the game. A bot needs it (400 otherwise); a
@@ -715,13 +718,13 @@ def _chat_seat(
                 "in the `detente` extension of the body (ApiPolicy sends it to loopback URLs)",
                 code="chat_unreadable", param="messages",
             ) from None  # fmt: skip
-    return Seat(0, asked_kind(messages[-1]["content"], game, protocol), ())
+    return Seat(0, asked_kind(messages[-1]["content"], game, config, protocol), ())
 
 
-def asked_kind(prompt: str, game: str, protocol: Protocol) -> Kind:
-    """The decision a user message asks for: of a game without messages, a move; else the kind
-    whose instruction comes last in it (none: a message, free text)."""
-    if not game_type(game).has_messages:
+def asked_kind(prompt: str, game: str, config: GameConfig, protocol: Protocol) -> Kind:
+    """The decision a user message asks for: of a game without messages (under ``config``), a
+    move; else the kind whose instruction comes last in it (none: a message, free text)."""
+    if not game_type(game).describe(config).messages:
         return Kind.MOVE
     found = {kind: prompt.rfind(protocol.instruction(kind)) for kind in Kind}
     kind = max(found, key=lambda k: found[k])

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import binomtest, chisquare
 
-from detente.games import game_type, make_game
+from detente.games import game_type, make_config, make_game
 from detente.games.base import ALICE, BOB, IllegalAction, Kind, MessageEvent, Phase
 from detente.games.trust_split import (
     HAND_PAIRS,
@@ -47,7 +47,9 @@ def _hands_per_round(game: TrustSplit, claims: tuple[int, int] = (5, 5)) -> list
 def test_registered_with_metadata() -> None:
     assert game_type("trust-split") is TrustSplit
     assert TrustSplit.reward_scale == 100.0
-    assert TrustSplit.has_messages
+    assert TrustSplit.describe(make_config("trust-split", {})).messages
+    silent = make_config("trust-split", {"messages_per_player": 0})
+    assert not TrustSplit.describe(silent).messages
 
 
 def test_rock_paper_scissors_table() -> None:

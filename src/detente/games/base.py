@@ -179,7 +179,6 @@ class Game(ABC, Generic[ConfigT, MoveT]):
     name: ClassVar[str]
     config_type: ClassVar[type[GameConfig]]
     reward_scale: ClassVar[float]  # divide rewards by this for learning (SPEC §1)
-    has_messages: ClassVar[bool]
 
     config: ConfigT
     seed: int
@@ -188,15 +187,14 @@ class Game(ABC, Generic[ConfigT, MoveT]):
     rewards: list[tuple[float, ...]] = field(init=False, default_factory=list)
     infos: list[dict[str, Any]] = field(init=False, default_factory=list)
     _events: tuple[list[Event], ...] = field(init=False, repr=False)
+    _info: GameInfo = field(init=False, repr=False)
     _phase_index: int = field(init=False, default=0, repr=False)
 
     @classmethod
     def describe(cls, config: GameConfig) -> GameInfo:
         """The game's metadata under ``config`` (default: two players, simultaneous moves, the
-        horizon's cap; reward bounds from ``_reward_bounds``)."""
-        return GameInfo(
-            2, True, cls._reward_bounds(config), cls.horizon_cap(config), cls.has_messages
-        )
+        horizon's cap, no messages; reward bounds from ``_reward_bounds``)."""
+        return GameInfo(2, True, cls._reward_bounds(config), cls.horizon_cap(config), False)
 
     @staticmethod
     def horizon_cap(config: GameConfig) -> int:
@@ -210,7 +208,7 @@ class Game(ABC, Generic[ConfigT, MoveT]):
 
     @property
     def info(self) -> GameInfo:
-        return self.describe(self.config)
+        return self._info
 
     @property
     def num_players(self) -> int:
@@ -219,6 +217,7 @@ class Game(ABC, Generic[ConfigT, MoveT]):
     def __post_init__(self) -> None:
         if not isinstance(self.config, self.config_type):
             raise TypeError(f"{self.name} needs a {self.config_type.__name__}")
+        self._info = self.describe(self.config)
         self.num_rounds = draw_horizon(self.config, self.seed)
         self._events = tuple([] for _ in range(self.num_players))
         self._setup(np.random.default_rng([self.seed, GAME_STREAM, 1]))

@@ -4,12 +4,13 @@ from the opener, then everyone's move. Shared by Trust-and-Split and Deal or No 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
 from pydantic import Field
 
-from detente.games.base import Game, GameConfig, Kind, MoveT, Phase
+from detente.games.base import Game, GameConfig, GameInfo, Kind, MoveT, Phase
 
 
 class ChatConfig(GameConfig):
@@ -27,8 +28,13 @@ ChatConfigT = TypeVar("ChatConfigT", bound=ChatConfig)
 class ChatGame(Game[ChatConfigT, MoveT]):
     """Draws the first opener in ``_setup``; ``_phases`` is the chat, then the move."""
 
-    has_messages = True
     _first_opener: int
+
+    @classmethod
+    def describe(cls, config: GameConfig) -> GameInfo:
+        """Two players, simultaneous moves; messages unless ``messages_per_player`` is 0."""
+        assert isinstance(config, ChatConfig)
+        return replace(super().describe(config), messages=config.messages_per_player > 0)
 
     def _setup(self, rng: np.random.Generator) -> None:
         self._first_opener = int(rng.integers(self.num_players))

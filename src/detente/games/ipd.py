@@ -62,7 +62,6 @@ class IPD(Game[IPDConfig, Move]):
     name: ClassVar[str] = "ipd"
     config_type: ClassVar[type[IPDConfig]] = IPDConfig
     reward_scale: ClassVar[float] = 5.0
-    has_messages: ClassVar[bool] = False
 
     @classmethod
     def describe(cls, config: GameConfig) -> GameInfo:

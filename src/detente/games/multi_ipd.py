@@ -145,7 +145,6 @@ class MultiIPD(Game[MultiIPDConfig, tuple[Move, ...]]):
     name: ClassVar[str] = "multi-ipd"
     config_type: ClassVar[type[MultiIPDConfig]] = MultiIPDConfig
     reward_scale: ClassVar[float] = 5.0  # of one pairwise game (see the module docstring)
-    has_messages: ClassVar[bool] = False
 
     @classmethod
     def describe(cls, config: GameConfig) -> GameInfo:

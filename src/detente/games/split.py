@@ -77,7 +77,6 @@ class Split(Game[SplitConfig, Items]):
     name: ClassVar[str] = "split"
     config_type: ClassVar[type[SplitConfig]] = SplitConfig
     reward_scale: ClassVar[float] = 100.0
-    has_messages: ClassVar[bool] = False
 
     _values: tuple[Items, Items]
 
