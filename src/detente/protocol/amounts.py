@@ -12,8 +12,17 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from detente.games.base import Event, GameConfig, Kind, MessageEvent, player_name
-from detente.protocol.base import PROPOSAL_END, PROPOSAL_START, InvalidReply, Protocol, Style
+from detente.games.base import Event, Game, GameConfig, Kind, MessageEvent, player_name
+from detente.protocol.base import (
+    MAX_MESSAGE_CHARS,
+    MESSAGE_END,
+    MESSAGE_START,
+    PROPOSAL_END,
+    PROPOSAL_START,
+    InvalidReply,
+    Protocol,
+    Style,
+)
 
 _INTEGER = r"(0|[1-9][0-9]*)"  # ASCII digits only: int() would also accept other scripts' digits
 REPLY_PATTERN = re.compile(
@@ -68,6 +77,55 @@ class AmountProtocol(Protocol):
                 f"the game's {self.bound_name} is {bound} but the protocol parses 0..{self.high}; "
                 f"build {type(self).__name__}(high={bound})"
             )
+
+    # ---- prose shared by the full-style rules (the game names its actors and moves) ---------------
+    @staticmethod
+    def horizon_sentence(game: Game) -> str:
+        """Whether the players know the game's length (full style)."""
+        if game.config.tell_horizon:
+            return f"The game lasts {game.num_rounds} rounds."
+        return "You do not know how many rounds the game lasts."
+
+    @staticmethod
+    def chat_rules(step: int, before: str, actor: str, quota: int, players: int) -> str:
+        """Rule ``step`` of a round: the chat in seat order, ``quota`` messages each (none: no
+        chat). ``before`` names the move ("contributing"), ``actor`` a player ("fisherman")."""
+        if not quota:
+            return f"{step}. There is no chat.\n"
+        order = ", ".join(player_name(p) for p in range(players))
+        talk = "chat" if actor == "player" else "talk"
+        return (
+            f"{step}. Before {before} you {talk}. One {actor} sends the first message and the "
+            f"others follow in turn (in the order {order}, starting again from the first); "
+            f"the next {actor} starts the next round. Each of you sends "
+            f"{plural(quota, 'message')} per round (at most {MAX_MESSAGE_CHARS} characters "
+            "per message).\n"
+        )
+
+    @staticmethod
+    def format_rules(quota: int, moves: str, move: str) -> str:
+        """How to write messages (with a chat) and moves: ``moves`` and ``move`` name them."""
+        if not quota:
+            return f"Write your {move} as {PROPOSAL_START} x {PROPOSAL_END}."
+        return (
+            f"Write messages as {MESSAGE_START} your message {MESSAGE_END} and {moves} "
+            f"as {PROPOSAL_START} x {PROPOSAL_END}."
+        )
+
+    @staticmethod
+    def opener_sentence(opener: int | None, player: int) -> str:
+        """`` You send the first message.`` / `` Bob sends …`` (full style; empty without chat)."""
+        if opener is None:
+            return ""
+        who = "You send" if opener == player else f"{player_name(opener)} sends"
+        return f" {who} the first message."
+
+    def message_instruction(self) -> str:
+        """The full style's request for a message."""
+        return (
+            f"Send your message now as {MESSAGE_START} your message {MESSAGE_END} "
+            f"(at most {MAX_MESSAGE_CHARS} characters)."
+        )
 
     def render_message(self, event: MessageEvent) -> str:
         """``Bob says: ...`` in both styles: with several co-players the sender matters."""

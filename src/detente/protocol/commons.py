@@ -15,9 +15,6 @@ from detente.games.base import Event, Game, Kind, MessageEvent, others, player_n
 from detente.games.commons import Commons, CommonsConfig, RoundEnd, RoundStart
 from detente.protocol.amounts import AmountProtocol, names, plural
 from detente.protocol.base import (
-    MAX_MESSAGE_CHARS,
-    MESSAGE_END,
-    MESSAGE_START,
     PROPOSAL_END,
     PROPOSAL_START,
     Style,
@@ -51,27 +48,9 @@ class CommonsProtocol(AmountProtocol):
                 f"commons. {n} players. lake {c.stock} of max {cap}; what is left doubles (max "
                 f"{cap}).{collapse}{chat} fish 0-lake.{horizon}"
             )
-        horizon = (
-            f"The game lasts {game.num_rounds} rounds."
-            if c.tell_horizon
-            else "You do not know how many rounds the game lasts."
-        )
-        if quota:
-            order = ", ".join(player_name(p) for p in range(n))
-            chat = (
-                "1. Before fishing you talk. One fisherman sends the first message and the "
-                f"others follow in turn (in the order {order}, starting again from the first); "
-                "the next fisherman starts the next round. Each of you sends "
-                f"{plural(quota, 'message')} per round (at most {MAX_MESSAGE_CHARS} characters "
-                "per message).\n"
-            )
-            formats = (
-                f"Write messages as {MESSAGE_START} your message {MESSAGE_END} and catches as "
-                f"{PROPOSAL_START} x {PROPOSAL_END}."
-            )
-        else:
-            chat = "1. There is no chat.\n"
-            formats = f"Write your catch as {PROPOSAL_START} x {PROPOSAL_END}."
+        horizon = self.horizon_sentence(game)
+        chat = self.chat_rules(1, "fishing", "fisherman", quota, n)
+        formats = self.format_rules(quota, "catches", "catch")
         collapse = (
             f"5. If fewer than {plural(low, 'ton')} are left after fishing, the lake collapses "
             "and the game ends at once.\n"
@@ -109,10 +88,7 @@ class CommonsProtocol(AmountProtocol):
                     opens = "you" if event.opener == player else player_name(event.opener)
                     line += f", {opens} open" + ("" if event.opener == player else "s")
                 return line
-            opens = ""
-            if event.opener is not None:
-                who = "You send" if event.opener == player else f"{player_name(event.opener)} sends"
-                opens = f" {who} the first message."
+            opens = self.opener_sentence(event.opener, player)
             return (
                 f"Round {event.round + 1} begins. The lake holds {plural(event.stock, 'ton')} of "
                 f"fish.{opens}"
@@ -150,10 +126,7 @@ class CommonsProtocol(AmountProtocol):
         if self.style is Style.COMPACT:
             return "msg?" if kind is Kind.MESSAGE else "fish?"
         if kind is Kind.MESSAGE:
-            return (
-                f"Send your message now as {MESSAGE_START} your message {MESSAGE_END} "
-                f"(at most {MAX_MESSAGE_CHARS} characters)."
-            )
+            return self.message_instruction()
         return (
             f"Submit your catch now: reply with {PROPOSAL_START} x {PROPOSAL_END}, where x is the "
             "tons of fish you catch, an integer from 0 to the tons in the lake."

@@ -9,9 +9,6 @@ from detente.games.base import Event, Game, Kind, others, player_name
 from detente.games.public_goods import PublicGoods, PublicGoodsConfig, RoundEnd, RoundStart
 from detente.protocol.amounts import AmountProtocol, names, number, plural
 from detente.protocol.base import (
-    MAX_MESSAGE_CHARS,
-    MESSAGE_END,
-    MESSAGE_START,
     PROPOSAL_END,
     PROPOSAL_START,
     Style,
@@ -40,27 +37,9 @@ class PublicGoodsProtocol(AmountProtocol):
                 f"public-goods. {n} players. {e} coins each, pot x{r} shared by all.{chat} "
                 f"give 0-{e}.{horizon}"
             )
-        horizon = (
-            f"The game lasts {game.num_rounds} rounds."
-            if c.tell_horizon
-            else "You do not know how many rounds the game lasts."
-        )
-        if quota:
-            order = ", ".join(player_name(p) for p in range(n))
-            chat = (
-                "2. Before contributing you chat. One player sends the first message and the "
-                f"others follow in turn (in the order {order}, starting again from the first); "
-                "the next player starts the next round. Each of you sends "
-                f"{plural(quota, 'message')} per round (at most {MAX_MESSAGE_CHARS} characters "
-                "per message).\n"
-            )
-            formats = (
-                f"Write messages as {MESSAGE_START} your message {MESSAGE_END} and contributions "
-                f"as {PROPOSAL_START} x {PROPOSAL_END}."
-            )
-        else:
-            chat = "2. There is no chat.\n"
-            formats = f"Write your contribution as {PROPOSAL_START} x {PROPOSAL_END}."
+        horizon = self.horizon_sentence(game)
+        chat = self.chat_rules(2, "contributing", "player", quota, n)
+        formats = self.format_rules(quota, "contributions", "contribution")
         return (
             f"You are {player_name(player)}, playing an iterated public goods game with "
             f"{n - 1} other players: {names(others(player, n))}. {horizon}\n"
@@ -87,10 +66,7 @@ class PublicGoodsProtocol(AmountProtocol):
                 return (
                     "you open" if event.opener == player else f"{player_name(event.opener)} opens"
                 )
-            opens = ""
-            if event.opener is not None:
-                who = "You send" if event.opener == player else f"{player_name(event.opener)} sends"
-                opens = f" {who} the first message."
+            opens = self.opener_sentence(event.opener, player)
             return f"Round {event.round + 1} begins. You have {event.endowment} coins.{opens}"
         if isinstance(event, RoundEnd):
             co = others(player, len(event.contributions))
@@ -112,10 +88,7 @@ class PublicGoodsProtocol(AmountProtocol):
         if self.style is Style.COMPACT:
             return "msg?" if kind is Kind.MESSAGE else "give?"
         if kind is Kind.MESSAGE:
-            return (
-                f"Send your message now as {MESSAGE_START} your message {MESSAGE_END} "
-                f"(at most {MAX_MESSAGE_CHARS} characters)."
-            )
+            return self.message_instruction()
         return (
             f"Submit your contribution now: reply with {PROPOSAL_START} x {PROPOSAL_END}, where "
             f"x is the number of coins you put into the pot, an integer from 0 to {self.high}."

@@ -78,47 +78,19 @@ class Pairwise(MultiIPDBot):
         }
 
 
-class AlwaysCooperate(Pairwise):
-    bot_name, ipd_bot = "always-cooperate", ipd_bots.AlwaysCooperate
-
-
-class AlwaysDefect(Pairwise):
-    bot_name, ipd_bot = "always-defect", ipd_bots.AlwaysDefect
-
-
-class TitForTat(Pairwise):
-    """Toward each co-player: cooperate first, then copy its last move toward me."""
-
-    bot_name, ipd_bot = "tit-for-tat", ipd_bots.TitForTat
-
-
-class Grim(Pairwise):
-    """Toward each co-player: cooperate until it defects toward me once, then defect."""
-
-    bot_name, ipd_bot = "grim", ipd_bots.Grim
-
-
-class WinStayLoseShift(Pairwise):
-    """Toward each co-player: Pavlov on that pair's last round."""
-
-    bot_name, ipd_bot = "wsls", ipd_bots.WinStayLoseShift
-
-
-class Random(Pairwise):
-    """Toward each co-player: C or D with probability 1/2 each, independently."""
-
-    bot_name, ipd_bot = "random", ipd_bots.Random
-
-
-class Alternator(Pairwise):
-    bot_name, ipd_bot = "alternator", ipd_bots.Alternator
-
-
-class Forgiving(Pairwise):
-    """Toward each co-player, independently: the IPD's stochastic generous tit-for-tat
-    (P(C) 0.95 first and after that co-player cooperated toward me, 0.6 after it defected)."""
-
-    bot_name, ipd_bot = "forgiving", ipd_bots.Forgiving
+def pairwise(ipd_bot: type[ipd_bots.IPDBot]) -> type[Pairwise]:
+    """The N-player bot of the same name that plays ``ipd_bot`` toward each co-player."""
+    doc = (ipd_bot.__doc__ or ipd_bot.bot_name).strip()
+    return type(
+        ipd_bot.__name__,
+        (Pairwise,),
+        {
+            "bot_name": ipd_bot.bot_name,
+            "ipd_bot": ipd_bot,
+            "__doc__": f"Toward each co-player, independently: {doc}",
+            "__module__": __name__,
+        },
+    )
 
 
 class GroupTitForTat(MultiIPDBot):
@@ -134,14 +106,4 @@ class GroupTitForTat(MultiIPDBot):
         return Addressed([move] * len(seats), seats)
 
 
-BOTS: tuple[type[Bot], ...] = (
-    AlwaysCooperate,
-    AlwaysDefect,
-    TitForTat,
-    Grim,
-    WinStayLoseShift,
-    Random,
-    Alternator,
-    Forgiving,
-    GroupTitForTat,
-)
+BOTS: tuple[type[Bot], ...] = (*map(pairwise, ipd_bots.BOTS), GroupTitForTat)
