@@ -35,7 +35,7 @@ def play(
 ) -> tuple[TrustSplit, list[list[tuple[int, str]]]]:
     """Drive one game with two bots through the text protocol; also return each round's chat."""
     game = TrustSplit(TrustSplitConfig(**config), seed)
-    protocol = TrustSplitProtocol(coins=game.config.coins)
+    protocol = TrustSplitProtocol(high=game.config.coins)
     seats = (alice, bob)
     chats: list[list[tuple[int, str]]] = []
     while not game.done:

@@ -89,13 +89,13 @@ def test_default_move_is_keep_nothing() -> None:
 
 
 def test_other_coin_counts() -> None:
-    protocol = TrustSplitProtocol(coins=4)
+    protocol = TrustSplitProtocol(high=4)
     assert len(protocol.move_replies()) == 5
     with pytest.raises(InvalidReply):
         protocol.parse_move("<<proposal_start>> 5 <<proposal_end>>")
     game = TrustSplit(TrustSplitConfig(coins=4), 0)
     assert "4 coins" in protocol.rules(game, ALICE)
-    with pytest.raises(ValueError, match="coins=4"):
+    with pytest.raises(ValueError, match="high=4"):
         FULL.rules(game, ALICE)  # a 10-coin parser on a 4-coin game would accept illegal claims
 
 

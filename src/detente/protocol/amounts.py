@@ -1,5 +1,6 @@
-"""The text face shared by N-player games whose move is one whole amount (coins given, tons
-caught): ``<<proposal_start>> x <<proposal_end>>`` and chat lines that name their sender.
+"""The text face shared by games whose move is one whole amount (coins kept, given, tons
+caught): ``<<proposal_start>> x <<proposal_end>>``; N-player ones (:class:`GroupProtocol`) also
+share chat lines that name their sender and the prose of their rules.
 
 A move reply is exactly ``<<proposal_start>> x <<proposal_end>>`` with ``x`` an integer from 0 to
 ``high``, in ASCII digits without sign or leading zeros; whitespace around the markers and around
@@ -74,9 +75,46 @@ class AmountProtocol(Protocol):
         bound = getattr(config, self.bound_name)
         if bound != self.high:
             raise ValueError(
-                f"the game's {self.bound_name} is {bound} but the protocol parses 0..{self.high}; "
+                f"the game's {self.bound_name} option is {bound} but the protocol parses "
+                f"0..{self.high}; "
                 f"build {type(self).__name__}(high={bound})"
             )
+
+    def _amount(self, digits: str) -> int:
+        amount = int(digits)
+        if amount > self.high:
+            raise InvalidReply(f"a proposal must be from 0 to {self.high}, got {amount}")
+        return amount
+
+    def parse_move(self, text: str) -> int:
+        match = REPLY_PATTERN.fullmatch(text)
+        if match is None:
+            raise InvalidReply(
+                f"expected {PROPOSAL_START} x {PROPOSAL_END} with x in 0..{self.high}"
+            )
+        return self._amount(match.group(1))
+
+    def format_move(self, move: int) -> str:
+        return f"{PROPOSAL_START} {move} {PROPOSAL_END}"
+
+    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...]:
+        return tuple(self.format_move(amount) for amount in range(self.high + 1))
+
+    def human_hint(self, kind: Kind) -> str:
+        if kind is Kind.MESSAGE:
+            return super().human_hint(kind)
+        return f"type the number of {self.unit}, 0 to {self.high}"
+
+    def parse_move_shorthand(self, text: str) -> int:
+        match = SHORTHAND_PATTERN.fullmatch(text)
+        if match is None:
+            raise InvalidReply(f"{text!r} is not a number of {self.unit}")
+        return self._amount(match.group(1))
+
+
+class GroupProtocol(AmountProtocol):
+    """An amount game of N players: chat lines name their sender, and the full-style rules share
+    their prose (the game names its actors and moves)."""
 
     # ---- prose shared by the full-style rules (the game names its actors and moves) ---------------
     @staticmethod
@@ -120,44 +158,6 @@ class AmountProtocol(Protocol):
         who = "You send" if opener == player else f"{player_name(opener)} sends"
         return f" {who} the first message."
 
-    def message_instruction(self) -> str:
-        """The full style's request for a message."""
-        return (
-            f"Send your message now as {MESSAGE_START} your message {MESSAGE_END} "
-            f"(at most {MAX_MESSAGE_CHARS} characters)."
-        )
-
     def render_message(self, event: MessageEvent) -> str:
         """``Bob says: ...`` in both styles: with several co-players the sender matters."""
         return f"{player_name(event.sender)} says: {event.text}"
-
-    def _amount(self, digits: str) -> int:
-        amount = int(digits)
-        if amount > self.high:
-            raise InvalidReply(f"a proposal must be from 0 to {self.high}, got {amount}")
-        return amount
-
-    def parse_move(self, text: str) -> int:
-        match = REPLY_PATTERN.fullmatch(text)
-        if match is None:
-            raise InvalidReply(
-                f"expected {PROPOSAL_START} x {PROPOSAL_END} with x in 0..{self.high}"
-            )
-        return self._amount(match.group(1))
-
-    def format_move(self, move: int) -> str:
-        return f"{PROPOSAL_START} {move} {PROPOSAL_END}"
-
-    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...]:
-        return tuple(self.format_move(amount) for amount in range(self.high + 1))
-
-    def human_hint(self, kind: Kind) -> str:
-        if kind is Kind.MESSAGE:
-            return super().human_hint(kind)
-        return f"type the number of {self.unit}, 0 to {self.high}"
-
-    def parse_move_shorthand(self, text: str) -> int:
-        match = SHORTHAND_PATTERN.fullmatch(text)
-        if match is None:
-            raise InvalidReply(f"{text!r} is not a number of {self.unit}")
-        return self._amount(match.group(1))

@@ -76,6 +76,13 @@ class Protocol(ABC):
     def instruction(self, kind: Kind) -> str:
         """What the player must reply now, with the exact format."""
 
+    def message_instruction(self) -> str:
+        """The full style's request for a message."""
+        return (
+            f"Send your message now as {MESSAGE_START} your message {MESSAGE_END} "
+            f"(at most {MAX_MESSAGE_CHARS} characters)."
+        )
+
     def render_message(self, event: MessageEvent) -> str:
         if self.style is Style.COMPACT:
             return f"other says: {event.text}"

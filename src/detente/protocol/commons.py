@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from detente.games.base import Event, Game, Kind, MessageEvent, others, player_name
 from detente.games.commons import Commons, CommonsConfig, RoundEnd, RoundStart
-from detente.protocol.amounts import AmountProtocol, names, plural
+from detente.protocol.amounts import GroupProtocol, names, plural
 from detente.protocol.base import (
     PROPOSAL_END,
     PROPOSAL_START,
@@ -25,7 +25,7 @@ def _last_start(events: Sequence[Event]) -> RoundStart | None:
     return next((e for e in reversed(events) if isinstance(e, RoundStart)), None)
 
 
-class CommonsProtocol(AmountProtocol):
+class CommonsProtocol(GroupProtocol):
     """Text face of the commons harvest. ``high`` is the capacity of the game's config (checked
     in ``rules``): no stock, hence no legal request, exceeds it."""
 

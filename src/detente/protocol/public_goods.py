@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from detente.games.base import Event, Game, Kind, others, player_name
 from detente.games.public_goods import PublicGoods, PublicGoodsConfig, RoundEnd, RoundStart
-from detente.protocol.amounts import AmountProtocol, names, number, plural
+from detente.protocol.amounts import GroupProtocol, names, number, plural
 from detente.protocol.base import (
     PROPOSAL_END,
     PROPOSAL_START,
@@ -15,7 +15,7 @@ from detente.protocol.base import (
 )
 
 
-class PublicGoodsProtocol(AmountProtocol):
+class PublicGoodsProtocol(GroupProtocol):
     """Text face of the public goods game. ``high`` is the endowment of the game's config
     (checked in ``rules``): it bounds the contributions the parser accepts."""
 

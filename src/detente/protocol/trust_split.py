@@ -13,24 +13,17 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from detente.games.base import PLAYER_NAMES, Event, Game, GameConfig, Kind, MessageEvent
+from detente.games.base import PLAYER_NAMES, Event, Game, Kind, MessageEvent
 from detente.games.trust_split import Hand, RoundEnd, RoundStart, TrustSplit, TrustSplitConfig
+from detente.protocol.amounts import AmountProtocol, number, plural
 from detente.protocol.base import (
     MAX_MESSAGE_CHARS,
     MESSAGE_END,
     MESSAGE_START,
     PROPOSAL_END,
     PROPOSAL_START,
-    InvalidReply,
-    Protocol,
     Style,
 )
-
-_INTEGER = r"(0|[1-9][0-9]*)"  # ASCII digits only: int() would also accept other scripts' digits
-REPLY_PATTERN = re.compile(
-    rf"\s*{re.escape(PROPOSAL_START)}\s*{_INTEGER}\s*{re.escape(PROPOSAL_END)}\s*"
-)
-SHORTHAND_PATTERN = re.compile(rf"\s*{_INTEGER}\s*")
 
 _HAND_WORD = r"(rock|paper|scissors)\b"
 _ARTICLE = r"(?:(?:a|an|the)\s+)?"
@@ -71,42 +64,21 @@ def claimed_hand(text: str) -> Hand | None:
     return named.pop() if len(named) == 1 else None
 
 
-def _number(x: float) -> str:
-    return f"{round(x, 2):g}"
-
-
-def _plural(n: float, word: str) -> str:
-    text = _number(n)
-    return f"{text} {word}" + ("" if text == "1" else "s")
-
-
-class TrustSplitProtocol(Protocol):
-    """Text face of Trust-and-Split. ``coins`` must match the game's config (checked in
-    ``rules``): it bounds the proposals the parser accepts."""
+class TrustSplitProtocol(AmountProtocol):
+    """Text face of Trust-and-Split. ``high`` is the number of coins of the game's config
+    (checked in ``rules``): it bounds the proposals the parser accepts."""
 
     game: ClassVar[str] = TrustSplit.name
-
-    def __init__(self, style: Style | str = Style.FULL, coins: int = 10) -> None:
-        super().__init__(style)
-        if coins < 1:
-            raise ValueError(f"coins must be at least 1, got {coins}")
-        self.coins = coins
-
-    @classmethod
-    def for_config(cls, style: Style | str, config: GameConfig | None) -> TrustSplitProtocol:
-        """Parses claims in 0..coins of the game's config."""
-        return cls(style, config.coins if isinstance(config, TrustSplitConfig) else 10)
+    unit: ClassVar[str] = "coins you keep"
+    default_high: ClassVar[int] = TrustSplitConfig().coins
+    bound_name: ClassVar[str] = "coins"
 
     # ---- prompts ---------------------------------------------------------------------------------
     def rules(self, game: Game, player: int) -> str:
         assert isinstance(game, TrustSplit)
         c = game.config
-        if c.coins != self.coins:
-            raise ValueError(
-                f"the game has {c.coins} coins but the protocol parses 0..{self.coins}; "
-                f"build TrustSplitProtocol(coins={c.coins})"
-            )
-        high, low, quota = _number(c.high_value), _number(c.low_value), c.messages_per_player
+        self.check_bound(c)
+        high, low, quota = number(c.high_value), number(c.low_value), c.messages_per_player
         if self.style is Style.COMPACT:
             horizon = f" {game.num_rounds} rounds." if c.tell_horizon else ""
             chat = f" {quota} msg each, then" if quota else ""
@@ -123,7 +95,7 @@ class TrustSplitProtocol(Protocol):
         if quota:
             chat = (
                 "5. One player sends the first message; the starting player alternates every "
-                f"round. You then take turns chatting, {_plural(quota, 'message')} each per round "
+                f"round. You then take turns chatting, {plural(quota, 'message')} each per round "
                 f"(at most {MAX_MESSAGE_CHARS} characters per message). Use the chat to tell each "
                 "other your hands, so that both of you can work out your values.\n"
                 "6. After the chat, "
@@ -137,8 +109,8 @@ class TrustSplitProtocol(Protocol):
             "2. Each of you is dealt a hand: rock, paper or scissors. The two hands are always "
             "different. Rock beats scissors, scissors beats paper and paper beats rock; the "
             "player whose hand beats the other's has the upper hand.\n"
-            f"3. The player with the upper hand values each coin at {_plural(c.high_value, 'point')}"
-            f"; the player with the lower hand values each coin at {_plural(c.low_value, 'point')}."
+            f"3. The player with the upper hand values each coin at {plural(c.high_value, 'point')}"
+            f"; the player with the lower hand values each coin at {plural(c.low_value, 'point')}."
             "\n"
             "4. You see only your own hand, so you learn your value only by learning the other "
             "player's hand. Over many rounds both players are equally likely to have the upper "
@@ -173,13 +145,13 @@ class TrustSplitProtocol(Protocol):
             if self.style is Style.COMPACT:
                 return (
                     f"other {side}, kept {event.other_claim}; you kept {event.own_claim}, "
-                    f"+{_number(event.own_reward)}"
+                    f"+{number(event.own_reward)}"
                 )
             return (
                 f"Round {event.round + 1} result: {other} had the {side} hand and proposed "
-                f"{_plural(event.other_claim, 'coin')}; you proposed {event.own_claim}. You "
-                f"received {_plural(event.own_units, 'coin')} and got "
-                f"{_plural(event.own_reward, 'point')}."
+                f"{plural(event.other_claim, 'coin')}; you proposed {event.own_claim}. You "
+                f"received {plural(event.own_units, 'coin')} and got "
+                f"{plural(event.own_reward, 'point')}."
             )
         raise TypeError(f"not a Trust-and-Split event: {event!r}")
 
@@ -206,47 +178,13 @@ class TrustSplitProtocol(Protocol):
         if self.style is Style.COMPACT:
             return "msg?" if kind is Kind.MESSAGE else "keep?"
         if kind is Kind.MESSAGE:
-            return (
-                f"Send your message now as {MESSAGE_START} your message {MESSAGE_END} "
-                f"(at most {MAX_MESSAGE_CHARS} characters)."
-            )
+            return self.message_instruction()
         return (
             f"Submit your proposal now: reply with {PROPOSAL_START} x {PROPOSAL_END}, where x is "
-            f"the number of coins you keep, an integer from 0 to {self.coins}."
+            f"the number of coins you keep, an integer from 0 to {self.high}."
         )
 
     # ---- replies ---------------------------------------------------------------------------------
-    def _claim(self, digits: str) -> int:
-        claim = int(digits)
-        if claim > self.coins:
-            raise InvalidReply(f"a proposal must be from 0 to {self.coins}, got {claim}")
-        return claim
-
-    def parse_move(self, text: str) -> int:
-        match = REPLY_PATTERN.fullmatch(text)
-        if match is None:
-            raise InvalidReply(
-                f"expected {PROPOSAL_START} x {PROPOSAL_END} with x in 0..{self.coins}"
-            )
-        return self._claim(match.group(1))
-
-    def format_move(self, move: int) -> str:
-        return f"{PROPOSAL_START} {move} {PROPOSAL_END}"
-
     def default_move(self) -> int:
         """Keep nothing: an invalid reply costs its author the round and never hurts the other."""
         return 0
-
-    def move_replies(self, events: Sequence[Event] = ()) -> tuple[str, ...]:
-        return tuple(self.format_move(claim) for claim in range(self.coins + 1))
-
-    def human_hint(self, kind: Kind) -> str:
-        if kind is Kind.MESSAGE:
-            return super().human_hint(kind)
-        return f"type how many coins you keep, 0 to {self.coins}"
-
-    def parse_move_shorthand(self, text: str) -> int:
-        match = SHORTHAND_PATTERN.fullmatch(text)
-        if match is None:
-            raise InvalidReply(f"{text!r} is not a number of coins")
-        return self._claim(match.group(1))
