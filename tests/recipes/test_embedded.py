@@ -24,3 +24,23 @@ def test_cache_name_changes_with_the_persona_mix_of_its_games_only(monkeypatch) 
     assert _cache_name("tiny", warmstart.TINY) == before
     monkeypatch.setitem(warmstart.PERSONA_ROUNDS, "trust-split", 10)
     assert _cache_name("tiny", warmstart.TINY) != before
+
+
+def test_cache_name_changes_with_the_text_of_the_persona_chats(monkeypatch) -> None:
+    """A changed prompt (here the compact reminder before a claim) changes the training data,
+    hence the model: a model built on the old text is not reused."""
+    from detente.protocol.trust_split import TrustSplitProtocol
+
+    spec = replace(warmstart.TINY_TEST, games=("trust-split",))
+    before = _cache_name("tiny-test", spec)
+    reminder = TrustSplitProtocol.reminder
+    monkeypatch.setattr(
+        TrustSplitProtocol, "reminder", lambda self, *a: reminder(self, *a) + " (new)"
+    )
+    warmstart._data_digest.cache_clear()
+    try:
+        assert _cache_name("tiny-test", spec) != before
+    finally:
+        monkeypatch.undo()
+        warmstart._data_digest.cache_clear()
+    assert _cache_name("tiny-test", spec) == before

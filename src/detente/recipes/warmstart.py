@@ -8,6 +8,8 @@ with a cooperative prior, as an instruct LLM does. Everything is deterministic i
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -309,16 +311,29 @@ def supervised_warm_start(
     return losses
 
 
-# Bump when the persona games, the compact protocol or the recipe's code change (the constants
-# above are part of the cache key by themselves): cached models rebuild.
+# Bump when the recipe's code changes (the training data and the constants above are part of
+# the cache key by themselves): cached models rebuild.
 RECIPE_VERSION = 6
 
 
+@functools.cache
+def _data_digest(games: tuple[str, ...], games_per_game: int, seed: int) -> str:
+    """A digest of the persona chats (every prompt, reply and soft target): a change to a
+    game, its protocol or a persona bot changes the data, hence the key."""
+    digest = hashlib.sha256()
+    for game, chats in sorted(persona_conversations(games, games_per_game, seed).items()):
+        digest.update(
+            repr((game, [(c.messages, c.distributions, c.rounds) for c in chats])).encode()
+        )
+    return digest.hexdigest()
+
+
 def recipe_key(spec: TinySpec) -> str:
-    """Everything besides ``spec`` itself that decides what its warm start builds (the persona
-    mixes of its games)."""
+    """Everything besides ``spec`` itself that decides what its warm start builds: the persona
+    mixes of its games, the chats they give, the recipe's constants and version."""
     mixes = {game: personas(game) for game in spec.games}
-    return repr((RECIPE_VERSION, mixes, GAME_WEIGHTS, PERSONA_ROUNDS, PROTOCOL_TOKENS))
+    data = _data_digest(spec.games, spec.games_per_game, spec.seed)
+    return repr((RECIPE_VERSION, mixes, GAME_WEIGHTS, PERSONA_ROUNDS, PROTOCOL_TOKENS, data))
 
 
 def build_tiny(spec: TinySpec, progress: bool = True) -> tuple[torch.nn.Module, object]:

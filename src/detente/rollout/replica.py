@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
@@ -28,8 +28,14 @@ from detente.rollout.records import GameRecord
 from detente.rollout.runner import InvalidReplyConfig, Match, play
 from detente.rollout.sync import AdapterSeat, AdapterUpdate, Manifest, PortableMatch
 
-if TYPE_CHECKING:
-    from detente.config import VllmSection
+
+class VllmSettings(Protocol):
+    """What a vLLM replica reads of the run's ``runtime.vllm`` section (declared there)."""
+
+    gpu_memory: float
+    max_loras: int
+    sleep: bool
+    batch_invariant: bool
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class ReplicaSpec:
     protocol: TextProtocol
     invalid: InvalidReplyConfig
     lora_rank: int
-    vllm: VllmSection
+    vllm: VllmSettings
     dtype: str = "float32"  # the configured model.dtype (see lm.models.precision)
     threads: int = 0  # torch CPU threads (0: leave as is)
     max_adapters: int = 8  # adapters the replica may hold at once (vLLM's max_cpu_loras)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from detente.policies.lm import LMBatcher
 from detente.rollout.records import GameRecord
@@ -28,18 +28,27 @@ from detente.rollout.shards import shard_ranges
 from detente.rollout.sync import AdapterPublisher, Manifest, portable
 
 if TYPE_CHECKING:
-    from detente.config import RuntimeSection
     from detente.lm.engine import Engine
 
 # Passed on to actors when this process starts Ray (a running cluster keeps its own).
 _ENV = ("DETENTE_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
+class Placement(Protocol):
+    """What the workers read of the run's ``runtime`` section (declared there)."""
+
+    workers: int
+    ray_address: str | None
+    cpus_per_worker: float
+    gpus_per_worker: float
+    max_replays: int
+
+
 class RolloutWorkers:
     """A pool of Ray actors playing shards of each iteration (see the module docstring)."""
 
     def __init__(
-        self, spec: ReplicaSpec, engine: Engine, batcher: LMBatcher, runtime: RuntimeSection
+        self, spec: ReplicaSpec, engine: Engine, batcher: LMBatcher, runtime: Placement
     ) -> None:
         if spec.device.startswith("cuda") and not runtime.gpus_per_worker:
             raise ValueError(
