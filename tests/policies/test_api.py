@@ -522,6 +522,25 @@ def test_a_faceoff_against_a_broken_api_goes_on_and_counts_per_agent(serve_bot, 
     assert result.to_json()["gave_up"][api.name] == decisions
 
 
+def test_a_population_table_shows_an_api_agents_usage(serve_bot):
+    from detente.evaluate.faceoff import population_faceoff
+
+    url, _ = serve_bot("ipd", "tit-for-tat")
+    api = fast(url)
+    config = make_config("ipd", {"rounds": 3})
+    lineup = [api, make_bot("ipd", "grim")]
+    result, _ = population_faceoff("ipd", lineup, make_protocol("ipd"), 2, config=config)
+    usage = result.usage[api.name]
+    assert usage["transport_retries"] == 0 and usage["gave_up"] == 0
+    lines = result.table().splitlines()
+    assert lines[-1] == (
+        f"{api.name}: API usage: {usage['prompt_tokens']} prompt + "
+        f"{usage['completion_tokens']} completion tokens, 0 transport retries, "
+        "0 format retries, 0 given up"
+    )
+    assert not any(line.startswith("bot:grim:") for line in lines)  # a bot uses no API
+
+
 @pytest.mark.parametrize(
     "fault", [Fault(status=500), Fault(status=429, retry_after="0.01")], ids=["500", "429"]
 )

@@ -20,7 +20,7 @@ import csv
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +34,15 @@ from detente.rollout.records import GameRecord
 from detente.rollout.runner import InvalidReplyConfig, Match, invalid_rate, play
 
 API_USAGE = frozenset({"transport_retries", "format_retries", "gave_up"})  # an API's reply keys
+
+
+def usage_text(usage: Mapping[str, int]) -> str:
+    """An API agent's summed usage: tokens, retries and decisions given up."""
+    return (
+        f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} "
+        f"completion tokens, {usage.get('transport_retries', 0)} transport retries, "
+        f"{usage.get('format_retries', 0)} format retries, {usage.get('gave_up', 0)} given up"
+    )
 
 
 @dataclass
@@ -63,12 +72,7 @@ class FaceoffResult:
                 parts.append(f"{lost} got no reply from the API (default move played)")
             if API_USAGE & usage.keys():
                 parts.append(
-                    f"API usage over {self.decisions[agent]} decisions: "
-                    f"{usage.get('prompt_tokens', 0)} prompt + "
-                    f"{usage.get('completion_tokens', 0)} completion tokens, "
-                    f"{usage.get('transport_retries', 0)} transport retries, "
-                    f"{usage.get('format_retries', 0)} format retries, "
-                    f"{usage.get('gave_up', 0)} given up"
+                    f"API usage over {self.decisions[agent]} decisions: {usage_text(usage)}"
                 )
             if parts:
                 lines.append(f"{agent}: " + "; ".join(parts))
@@ -102,8 +106,10 @@ class FaceoffResult:
         """A plain-text table: row agent's mean reward per round ± 95% CI half-width (a single
         game has none: the mean alone)."""
         cells = [
-            [f"{m:.2f} ± {c:.2f}" if math.isfinite(c) else f"{m:.2f}"
-             for m, c in zip(row, ci_row, strict=True)]  # fmt: skip
+            [
+                f"{m:.2f} ± {c:.2f}" if math.isfinite(c) else f"{m:.2f}"
+                for m, c in zip(row, ci_row, strict=True)
+            ]  # fmt: skip
             for row, ci_row in zip(self.mean_reward, self.ci95, strict=True)
         ]
         return _text_table(self.agents, cells)
@@ -136,6 +142,7 @@ def self_play_note(players: int) -> str:
         f"cell (row, column): the row agent in one seat, the column agent in the other "
         f"{players - 1}; diagonal: each agent in every seat (self-play), the mean over the seats"
     )
+
 
 SeatT = TypeVar("SeatT")
 
@@ -230,7 +237,12 @@ def faceoff(
     rates = {a: invalid[a] / decisions[a] if decisions[a] else 0.0 for a in names}
     usage = agent_usage(records)
     result = FaceoffResult(
-        names, mean, ci, games, invalid_rate(records), measures,
+        names,
+        mean,
+        ci,
+        games,
+        invalid_rate(records),
+        measures,
         decisions={a: decisions[a] for a in names},
         invalid_rates=rates,
         gave_up={a: gave_up[a] for a in names},
@@ -258,6 +270,11 @@ class PopulationResult:
             half = self.ci95[agent]
             cell = f"{value:.2f} ± {half:.2f}" if math.isfinite(half) else f"{value:.2f}"
             lines.append(agent.ljust(width) + cell)
+        lines += [
+            f"{agent}: API usage: {usage_text(used)}"
+            for agent, used in self.usage.items()
+            if API_USAGE & used.keys()
+        ]
         return "\n".join(lines)
 
     def to_json(self) -> dict:
