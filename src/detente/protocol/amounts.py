@@ -23,6 +23,7 @@ from detente.protocol.base import (
     InvalidReply,
     Protocol,
     Style,
+    plural,
 )
 
 _INTEGER = r"(0|[1-9][0-9]*)"  # ASCII digits only: int() would also accept other scripts' digits
@@ -30,16 +31,6 @@ REPLY_PATTERN = re.compile(
     rf"\s*{re.escape(PROPOSAL_START)}\s*{_INTEGER}\s*{re.escape(PROPOSAL_END)}\s*"
 )
 SHORTHAND_PATTERN = re.compile(rf"\s*{_INTEGER}\s*")
-
-
-def number(x: float) -> str:
-    """A reward or share as people write it: at most two decimals, no trailing zeros."""
-    return f"{round(x, 2):g}"
-
-
-def plural(n: float, word: str) -> str:
-    text = number(n)
-    return f"{text} {word}" + ("" if text == "1" else "s")
 
 
 def names(seats: Sequence[int]) -> str:

@@ -21,6 +21,16 @@ PROPOSAL_START, PROPOSAL_END = "<<proposal_start>>", "<<proposal_end>>"
 MAX_MESSAGE_CHARS = 500
 
 
+def number(x: float) -> str:
+    """A reward or share as people write it: at most two decimals, no trailing zeros."""
+    return f"{round(x, 2):g}"
+
+
+def plural(n: float, word: str) -> str:
+    text = number(n)
+    return f"{text} {word}" + ("" if text == "1" else "s")
+
+
 class Style(StrEnum):
     FULL = "full"
     COMPACT = "compact"

@@ -13,11 +13,12 @@ from typing import ClassVar
 
 from detente.games.base import Event, Game, Kind, MessageEvent, others, player_name
 from detente.games.commons import Commons, CommonsConfig, RoundEnd, RoundStart
-from detente.protocol.amounts import GroupProtocol, names, plural
+from detente.protocol.amounts import GroupProtocol, names
 from detente.protocol.base import (
     PROPOSAL_END,
     PROPOSAL_START,
     Style,
+    plural,
 )
 
 

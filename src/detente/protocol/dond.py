@@ -14,14 +14,13 @@ from typing import ClassVar
 from detente.games.base import PLAYER_NAMES, Event, Game, Kind
 from detente.games.dond import VALUE_TOTAL, Dond, DondRules, RoundEnd, RoundStart
 from detente.games.items import bundles
-from detente.protocol.base import MAX_MESSAGE_CHARS, MESSAGE_END, MESSAGE_START, Style
+from detente.protocol.base import MAX_MESSAGE_CHARS, MESSAGE_END, MESSAGE_START, Style, number
 from detente.protocol.items import (
     PROPOSAL_TEMPLATE,
     ItemsProtocol,
     compact_items,
     format_items,
     format_values,
-    number,
 )
 
 

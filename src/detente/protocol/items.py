@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from detente.games.base import Game, Kind
 from detente.games.items import ITEM_TYPES, MAX_UNITS, Items
-from detente.protocol.base import InvalidReply, Protocol, Style
+from detente.protocol.base import InvalidReply, Protocol, Style, number
 
 PROPOSAL_TEMPLATE = "Proposal: x hats, y books, z balls"
 _COUNT = "|".join(str(n) for n in range(MAX_UNITS, -1, -1))  # longest first: 10|9|...|0
@@ -23,11 +23,6 @@ _ITEMS = ", ".join(rf"(?<!\d)({_COUNT}) {name}" for name in ITEM_TYPES)
 PROPOSAL_PATTERN = re.compile(rf"\s*Proposal: {_ITEMS}\s*")
 ITEMS_PATTERN = re.compile(_ITEMS)
 SHORTHAND_PATTERN = re.compile(r"\s*(\d{1,2})\s+(\d{1,2})\s+(\d{1,2})\s*", re.ASCII)
-
-
-def number(x: float) -> str:
-    """A count or a score for people: at most two decimals, no trailing zeros."""
-    return f"{round(x, 2):g}"
 
 
 def format_items(counts: Sequence[float]) -> str:

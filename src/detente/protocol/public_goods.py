@@ -7,11 +7,13 @@ from typing import ClassVar
 
 from detente.games.base import Event, Game, Kind, others, player_name
 from detente.games.public_goods import PublicGoods, PublicGoodsConfig, RoundEnd, RoundStart
-from detente.protocol.amounts import GroupProtocol, names, number, plural
+from detente.protocol.amounts import GroupProtocol, names
 from detente.protocol.base import (
     PROPOSAL_END,
     PROPOSAL_START,
     Style,
+    number,
+    plural,
 )
 
 

@@ -13,14 +13,13 @@ from typing import ClassVar
 from detente.games.base import PLAYER_NAMES, Event, Game
 from detente.games.items import MAX_UNITS, Items, bundles
 from detente.games.split import HIGH_VALUE, LOW_VALUE, RoundEnd, RoundStart, Split
-from detente.protocol.base import Style
+from detente.protocol.base import Style, number
 from detente.protocol.items import (
     PROPOSAL_TEMPLATE,
     ItemsProtocol,
     compact_items,
     format_items,
     format_values,
-    number,
 )
 
 

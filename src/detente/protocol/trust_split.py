@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from detente.games.base import PLAYER_NAMES, Event, Game, Kind, MessageEvent
 from detente.games.trust_split import Hand, RoundEnd, RoundStart, TrustSplit, TrustSplitConfig
-from detente.protocol.amounts import AmountProtocol, number, plural
+from detente.protocol.amounts import AmountProtocol
 from detente.protocol.base import (
     MAX_MESSAGE_CHARS,
     MESSAGE_END,
@@ -23,6 +23,8 @@ from detente.protocol.base import (
     PROPOSAL_END,
     PROPOSAL_START,
     Style,
+    number,
+    plural,
 )
 
 _HAND_WORD = r"(rock|paper|scissors)\b"
