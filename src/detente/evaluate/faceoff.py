@@ -106,10 +106,8 @@ class FaceoffResult:
         """A plain-text table: row agent's mean reward per round ± 95% CI half-width (a single
         game has none: the mean alone)."""
         cells = [
-            [
-                f"{m:.2f} ± {c:.2f}" if math.isfinite(c) else f"{m:.2f}"
-                for m, c in zip(row, ci_row, strict=True)
-            ]  # fmt: skip
+            [f"{m:.2f} ± {c:.2f}" if math.isfinite(c) else f"{m:.2f}"
+             for m, c in zip(row, ci_row, strict=True)]  # fmt: skip
             for row, ci_row in zip(self.mean_reward, self.ci95, strict=True)
         ]
         return _text_table(self.agents, cells)
@@ -142,7 +140,6 @@ def self_play_note(players: int) -> str:
         f"cell (row, column): the row agent in one seat, the column agent in the other "
         f"{players - 1}; diagonal: each agent in every seat (self-play), the mean over the seats"
     )
-
 
 SeatT = TypeVar("SeatT")
 
@@ -237,12 +234,7 @@ def faceoff(
     rates = {a: invalid[a] / decisions[a] if decisions[a] else 0.0 for a in names}
     usage = agent_usage(records)
     result = FaceoffResult(
-        names,
-        mean,
-        ci,
-        games,
-        invalid_rate(records),
-        measures,
+        names, mean, ci, games, invalid_rate(records), measures,
         decisions={a: decisions[a] for a in names},
         invalid_rates=rates,
         gave_up={a: gave_up[a] for a in names},

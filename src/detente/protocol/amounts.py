@@ -116,13 +116,13 @@ class GroupProtocol(AmountProtocol):
         return "You do not know how many rounds the game lasts."
 
     @staticmethod
-    def chat_rules(step: int, before: str, actor: str, quota: int, players: int) -> str:
+    def chat_rules(step: int, before: str, talk: str, actor: str, quota: int, players: int) -> str:
         """Rule ``step`` of a round: the chat in seat order, ``quota`` messages each (none: no
-        chat). ``before`` names the move ("contributing"), ``actor`` a player ("fisherman")."""
+        chat). ``before`` names the move ("contributing"), ``talk`` the chat ("chat"),
+        ``actor`` a player ("fisherman")."""
         if not quota:
             return f"{step}. There is no chat.\n"
         order = ", ".join(player_name(p) for p in range(players))
-        talk = "chat" if actor == "player" else "talk"
         return (
             f"{step}. Before {before} you {talk}. One {actor} sends the first message and the "
             f"others follow in turn (in the order {order}, starting again from the first); "

@@ -50,7 +50,7 @@ class CommonsProtocol(GroupProtocol):
                 f"{cap}).{collapse}{chat} fish 0-lake.{horizon}"
             )
         horizon = self.horizon_sentence(game)
-        chat = self.chat_rules(1, "fishing", "fisherman", quota, n)
+        chat = self.chat_rules(1, "fishing", "talk", "fisherman", quota, n)
         formats = self.format_rules(quota, "catches", "catch")
         collapse = (
             f"5. If fewer than {plural(low, 'ton')} are left after fishing, the lake collapses "

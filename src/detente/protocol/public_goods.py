@@ -40,7 +40,7 @@ class PublicGoodsProtocol(GroupProtocol):
                 f"give 0-{e}.{horizon}"
             )
         horizon = self.horizon_sentence(game)
-        chat = self.chat_rules(2, "contributing", "player", quota, n)
+        chat = self.chat_rules(2, "contributing", "chat", "player", quota, n)
         formats = self.format_rules(quota, "contributions", "contribution")
         return (
             f"You are {player_name(player)}, playing an iterated public goods game with "
