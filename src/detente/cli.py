@@ -650,7 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_exploit)
 
     p = sub.add_parser("prior", help="probe a model's conditional behaviour (its prior)")
-    p.add_argument("model", help="tiny, smollm2-135m or a local model directory")
+    p.add_argument("model", help="a registered model (e.g. tiny-ipd, tiny-trust-split, "
+                   "smollm2-135m, smollm2-135m-ipd) or a local model directory")
     p.add_argument("--game", required=True,
                    choices=[g for g in games if game_entry(g).prior is not None])
     p.add_argument("--games", type=int, default=32, help="games per seat order and probe")

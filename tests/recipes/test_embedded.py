@@ -37,10 +37,10 @@ def test_cache_name_changes_with_the_text_of_the_persona_chats(monkeypatch) -> N
     monkeypatch.setattr(
         TrustSplitProtocol, "reminder", lambda self, *a: reminder(self, *a) + " (new)"
     )
-    warmstart._data_digest.cache_clear()
+    warmstart.data_digest.cache_clear()
     try:
         assert _cache_name("tiny-test", spec) != before
     finally:
         monkeypatch.undo()
-        warmstart._data_digest.cache_clear()
+        warmstart.data_digest.cache_clear()
     assert _cache_name("tiny-test", spec) == before

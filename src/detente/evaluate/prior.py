@@ -190,6 +190,7 @@ MODEL_SCALES = {
     "tiny-commons": "tiny",
     "tiny-test": "tiny",
     "smollm2-135m": "smollm2",
+    "smollm2-135m-ipd": "smollm2",
 }
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -62,6 +63,19 @@ PROTOCOL_TOKENS = ("<A>", "<B>", MESSAGE_START, MESSAGE_END, PROPOSAL_START, PRO
 # The games a spec covers unless it names its own: the two-player games `tiny` and `tiny-test`
 # were built on (a game added later gets its own model and leaves their data as it was).
 TINY_GAMES: tuple[str, ...] = ("dond", "ipd", "split", "trust-split")
+
+
+class Schedule(Protocol):
+    """The optimisation budget of a warm start."""
+
+    @property
+    def steps(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -126,11 +140,15 @@ class PersonaChat:
 
 
 def persona_conversations(
-    games: Sequence[str], games_per_game: int, seed: int
+    games: Sequence[str],
+    games_per_game: int,
+    seed: int,
+    style: Style = Style.COMPACT,
+    rounds: int | None = None,
 ) -> dict[str, list[PersonaChat]]:
-    """Chats of persona seats per game, compact style: the persona in a seat drawn uniformly,
-    the co-player (drawn uniformly) in every other seat. The draws per game are persona,
-    co-player, seat, as with two players."""
+    """Chats of persona seats per game in ``style``: the persona in a seat drawn uniformly, the
+    co-player (drawn uniformly) in every other seat. The draws per game are persona, co-player,
+    seat, as with two players. Games last ``rounds`` (default: ``PERSONA_ROUNDS``)."""
     conversations: dict[str, list[PersonaChat]] = {}
     for game_index, game in enumerate(games):
         names = bot_names(game)
@@ -143,7 +161,7 @@ def persona_conversations(
         for k in range(games_per_game):
             persona = drawn[rng.choice(len(drawn), p=probs)]
             other = names[rng.integers(len(names))]
-            config = make_config(game, {"rounds": PERSONA_ROUNDS.get(game, 10)})
+            config = make_config(game, {"rounds": rounds or PERSONA_ROUNDS.get(game, 10)})
             played = make_game(game, config, seed * 100_003 + k)
             seat = int(rng.integers(played.num_players))
             policies = tuple(
@@ -151,7 +169,7 @@ def persona_conversations(
             )
             matches.append(Match(played, policies, f"{game}-{k}"))
             imitated.append(seat)
-        records = play(matches, make_protocol(game, Style.COMPACT), seed=seed)
+        records = play(matches, make_protocol(game, style), seed=seed)
         for record, seat in zip(records, imitated, strict=True):
             seat_record = record.seats[seat]
             chat: list[dict[str, str]] = [{"role": "system", "content": seat_record.system}]
@@ -161,9 +179,9 @@ def persona_conversations(
                     {"role": "assistant", "content": turn.reply},
                 ]
             distributions = tuple(turn.distribution for turn in seat_record.turns)
-            rounds = tuple(turn.round for turn in seat_record.turns)
+            turn_rounds = tuple(turn.round for turn in seat_record.turns)
             conversations.setdefault(game, []).append(
-                PersonaChat(tuple(chat), distributions, rounds)
+                PersonaChat(tuple(chat), distributions, turn_rounds)
             )
     return conversations
 
@@ -236,40 +254,57 @@ def soft_targets(
 
 
 def warm_start_loss(
-    logits: torch.Tensor, labels: torch.Tensor, soft: Sequence[Sequence[SoftTarget]]
+    states: torch.Tensor,
+    labels: torch.Tensor,
+    soft: Sequence[Sequence[SoftTarget]],
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Mean over target tokens of the cross-entropy −Σ_v q_v log π(v | prefix), where q is the
     drawn token (one-hot) or, at a soft target, the persona's distribution.
 
-    ``logits`` [B, L, V] predict the next token; ``labels`` [B, L] hold the token at each position
-    (−100 where no target). Soft positions are listed per row.
+    ``states`` [B, L, ·] at position k predict the token at k + 1: the logits, or the decoder's
+    hidden states when ``head`` maps hidden states to logits (then the vocabulary-sized logits
+    exist only at the N positions that predict a target). ``labels`` [B, L] hold the token at
+    each position (−100 where no target). Soft positions are listed per row; each must be a
+    target position.
     """
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    targets = labels[:, 1:].clone()
+    predicts = labels[:, 1:] != -100  # [B, L-1]
+    selected = states[:, :-1][predicts]  # [N, ·]
+    logp = torch.log_softmax((selected if head is None else head(selected)).float(), dim=-1)
+    targets = labels[:, 1:][predicts]
+    row_of = (torch.cumsum(predicts.flatten(), 0) - 1).view(predicts.shape)
+    hard = torch.ones(len(targets), dtype=torch.bool)
     soft_terms = []
     for row, row_targets in enumerate(soft):
         for position, probabilities in row_targets:
-            targets[row, position - 1] = -100
+            if not predicts[row, position - 1]:
+                raise ValueError(f"soft target at ({row}, {position}) is not a target position")
+            k = int(row_of[row, position - 1])
+            hard[k] = False
             tokens = torch.tensor(list(probabilities))
             q = torch.tensor(list(probabilities.values()), dtype=logp.dtype)
-            soft_terms.append(-(q * logp[row, position - 1, tokens]).sum())
-    hard = targets != -100
-    nll = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[hard]
+            soft_terms.append(-(q * logp[k, tokens]).sum())
+    nll = -logp[hard].gather(-1, targets[hard].unsqueeze(-1)).squeeze(-1)
     total = nll.sum() + (torch.stack(soft_terms).sum() if soft_terms else 0.0)
-    return total / (hard.sum() + len(soft_terms))
+    return total / max(len(targets), 1)
 
 
 def supervised_warm_start(
     model: torch.nn.Module,
     chat: ChatFormat,
     conversations: dict[str, list[PersonaChat]],
-    spec: TinySpec,
+    spec: Schedule,
     progress: bool = True,
+    head_at_targets: bool = False,
 ) -> list[float]:
     """Next-token cross-entropy on assistant tokens (``warm_start_loss``: against a stochastic
-    persona's distribution where it has one), AdamW with one-cycle decay. Each step's batch comes
-    from one game, drawn with ``GAME_WEIGHTS`` (chats of one game have similar lengths, so
-    little compute goes to padding). Returns the loss of every step."""
+    persona's distribution where it has one), AdamW with one-cycle decay over the parameters
+    that require a gradient (all of a tiny model; the adapter's under LoRA). Each step's batch
+    comes from one game, drawn with ``GAME_WEIGHTS`` (chats of one game have similar lengths, so
+    little compute goes to padding). ``head_at_targets``: the output head runs only at the
+    positions that predict a target (a large vocabulary's logits are most of a step's memory);
+    the ``tiny`` models are built with the whole logits, as their measured priors were.
+    Returns the loss of every step."""
     games = sorted(conversations)
     examples = {}
     for g in games:
@@ -279,13 +314,14 @@ def supervised_warm_start(
             examples[g].append((ids, target, soft_targets(chat, ids, target, persona)))
     weights = torch.tensor([GAME_WEIGHTS.get(g, 0.1) for g in games])
     generator = torch.Generator().manual_seed(spec.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=spec.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, spec.lr, total_steps=spec.steps, pct_start=0.1
     )
     losses = []
     model.train()
-    for _ in tqdm(range(spec.steps), desc="warm start (tiny)", disable=not progress, leave=False):
+    for _ in tqdm(range(spec.steps), desc="persona warm start", disable=not progress, leave=False):
         pool = examples[games[int(torch.multinomial(weights, 1, generator=generator))]]
         picks = torch.randint(len(pool), (spec.batch,), generator=generator).tolist()
         batch = [pool[i] for i in picks]
@@ -299,11 +335,19 @@ def supervised_warm_start(
             labels[row, : len(tokens)] = torch.where(
                 torch.tensor(target, dtype=torch.bool), torch.tensor(tokens), -100
             )
-        logits = model(input_ids=ids, attention_mask=attention).logits
-        loss = warm_start_loss(logits, labels, [soft for _, _, soft in batch])
+        soft = [soft for _, _, soft in batch]
+        if head_at_targets:
+            body = model.get_base_model() if hasattr(model, "get_base_model") else model
+            hidden = body.get_decoder()(input_ids=ids, attention_mask=attention)
+            loss = warm_start_loss(
+                hidden.last_hidden_state, labels, soft, body.get_output_embeddings()
+            )
+        else:
+            logits = model(input_ids=ids, attention_mask=attention).logits
+            loss = warm_start_loss(logits, labels, soft)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
@@ -317,11 +361,18 @@ RECIPE_VERSION = 6
 
 
 @functools.cache
-def _data_digest(games: tuple[str, ...], games_per_game: int, seed: int) -> str:
+def data_digest(
+    games: tuple[str, ...],
+    games_per_game: int,
+    seed: int,
+    style: Style = Style.COMPACT,
+    rounds: int | None = None,
+) -> str:
     """A digest of the persona chats (every prompt, reply and soft target): a change to a
     game, its protocol or a persona bot changes the data, hence the key."""
     digest = hashlib.sha256()
-    for game, chats in sorted(persona_conversations(games, games_per_game, seed).items()):
+    chats_per_game = persona_conversations(games, games_per_game, seed, style, rounds)
+    for game, chats in sorted(chats_per_game.items()):
         digest.update(
             repr((game, [(c.messages, c.distributions, c.rounds) for c in chats])).encode()
         )
@@ -332,7 +383,7 @@ def recipe_key(spec: TinySpec) -> str:
     """Everything besides ``spec`` itself that decides what its warm start builds: the persona
     mixes of its games, the chats they give, the recipe's constants and version."""
     mixes = {game: personas(game) for game in spec.games}
-    data = _data_digest(spec.games, spec.games_per_game, spec.seed)
+    data = data_digest(spec.games, spec.games_per_game, spec.seed)
     return repr((RECIPE_VERSION, mixes, GAME_WEIGHTS, PERSONA_ROUNDS, PROTOCOL_TOKENS, data))
 
 
