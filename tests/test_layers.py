@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # import only the layers before it. A new package or top-level module takes its place here.
 LAYERS = (
     "suggest",  # did-you-mean for error messages
+    "environ",  # environment variables set for a while
     "lm",  # engines, tokenizers, the model registry; no game code
     "games",  # rules and the game registry
     "protocol",  # the games as text

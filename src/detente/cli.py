@@ -24,6 +24,7 @@ from detente.policies.base import Policy
 from detente.protocol import Style, make_protocol
 from detente.rollout.records import write_records
 from detente.rollout.runner import InvalidReplyConfig, games_progress
+from detente.studies.schedule import available_cores
 
 if TYPE_CHECKING:
     from detente.evaluate.faceoff import FaceoffResult
@@ -359,7 +360,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     games = tuple(args.game) if args.game else ("ipd", "trust-split")
     out = Path(args.out or f"demo-out/{args.model}")
     settings = DemoSettings(
-        games, args.model, seeds, args.eval_games, not args.no_robustness, tuple(args.overrides)
+        games, args.model, seeds, args.eval_games, not args.no_robustness, tuple(args.overrides),
+        jobs=args.jobs,
     )
     results = run_demo(settings, out)
     for game in games:
@@ -369,7 +371,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if "robustness" in entry:
             print("robustness: a fresh naive learner against each frozen agent")
             print(format_table(entry["robustness"], "frozen"))
-    print(f"\nwrote {out / 'results.json'}, {out / 'README.md'} and a report.html per seed")
+    took = results["seconds"]
+    print(f"\n{took['total'] / 60:.1f} minutes on {took['jobs']} worker process(es); "
+          f"wrote {out / 'results.json'}, {out / 'README.md'} and a report.html per seed")
     return 0
 
 
@@ -629,6 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", choices=["tiny", "smollm2-135m"], default="tiny")
     p.add_argument("--seeds", default="0", help="seeds, e.g. 0, 0-4 or 0,2,5 (default 0)")
+    p.add_argument("--jobs", type=int, default=min(available_cores(), 4),
+                   help="worker processes for the trainings and evaluations, each with the "
+                   "cores shared out as torch threads (default: the cores, at most 4; 1: all "
+                   "in this process)")
     p.add_argument("--eval-games", type=int, default=32, help="games per seat order per pair")
     p.add_argument(
         "--no-robustness", action="store_true", help="skip the naive learners against the frozen agents"

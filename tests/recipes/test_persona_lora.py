@@ -69,8 +69,16 @@ def _persona_loss(model: torch.nn.Module, chat: ChatFormat, spec: LoraSpec) -> f
 
 
 def test_a_lora_warm_start_fits_the_personas_and_merges_into_a_plain_model(tmp_path) -> None:
-    spec = LoraSpec(base="tiny-test", games=("ipd",), games_per_game=24, rounds=4, steps=60,
-                    batch=8, lr=2e-2, style=Style.COMPACT)
+    spec = LoraSpec(
+        base="tiny-test",
+        games=("ipd",),
+        games_per_game=24,
+        rounds=4,
+        steps=60,
+        batch=8,
+        lr=2e-2,
+        style=Style.COMPACT,
+    )
     base, tokenizer = load_model("tiny-test")
     chat = ChatFormat(tokenizer)
     shaped, _ = build_persona_lora(spec, tmp_path, progress=False)

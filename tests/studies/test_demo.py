@@ -4,6 +4,7 @@ off, the robustness test, aggregated over seeds."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -16,6 +17,7 @@ from detente.studies.demo import (
     parse_seeds,
     run_demo,
 )
+from detente.studies.schedule import TaskFailed
 
 
 def test_parse_seeds() -> None:
@@ -70,5 +72,27 @@ def test_demo_over_two_games_and_seeds_and_refuses_another_config(tmp_path, tiny
     changed = DemoSettings(
         games=("ipd",), seeds=(0,), eval_games=2, overrides=(*overrides, "train.lr=0.5")
     )
-    with pytest.raises(ValueError, match=r"train\.lr: 0\.01 != 0\.5"):
+    with pytest.raises(TaskFailed, match=r"^ipd s0 adalign: .*train\.lr: 0\.01 != 0\.5"):
         run_demo(changed, tmp_path)
+
+
+def test_the_demo_on_two_worker_processes_gives_the_numbers_of_one_process(
+    tmp_path, tiny_overrides
+) -> None:
+    """Each task is deterministic in its inputs and thread count, whatever ran beside it."""
+    import torch
+
+    overrides = (*tiny_overrides, "train.iterations=1", "train.games_per_iteration=8")
+    settings = DemoSettings(games=("ipd",), eval_games=2, overrides=overrides, threads=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = run_demo(settings, tmp_path / "one")
+    finally:
+        torch.set_num_threads(threads)
+    beside = run_demo(replace(settings, jobs=2), tmp_path / "two")
+    assert beside["seconds"]["jobs"] == 2 and set(beside["seconds"]["tasks"]) == set(
+        alone["seconds"]["tasks"]
+    )
+    for key in ("ipd", "model", "seeds"):
+        assert beside[key] == alone[key]

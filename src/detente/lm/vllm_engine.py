@@ -62,14 +62,14 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from peft import LoraConfig
 from transformers import AutoTokenizer
 
+from detente.environ import environment
 from detente.lm.adapters import write_adapter
 from detente.lm.chat import ChatFormat
 from detente.lm.models import registered_models
@@ -120,21 +120,6 @@ def visible_devices(device: str | None, visible: str | None) -> str | None:
     return ids[k]
 
 
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` set, restored afterwards."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 class VLLMEngine:
     """vLLM generation with LoRA adapters synced from a trainer (see the module docstring)."""
 
@@ -165,7 +150,7 @@ class VLLMEngine:
                 "directory or a hub id (e.g. Qwen/Qwen2.5-7B-Instruct)"
             )
         dtype = vllm_dtype(dtype)
-        environment = {"VLLM_BATCH_INVARIANT": "1"} if batch_invariant else {}
+        variables = {"VLLM_BATCH_INVARIANT": "1"} if batch_invariant else {}
         devices = visible_devices(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
         if devices is not None:
             if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0":
@@ -173,7 +158,7 @@ class VLLMEngine:
                     f"device={device!r} needs vLLM's engine in its own process "
                     "(VLLM_ENABLE_V1_MULTIPROCESSING=0 runs it here, on GPU 0)"
                 )
-            environment["CUDA_VISIBLE_DEVICES"] = devices
+            variables["CUDA_VISIBLE_DEVICES"] = devices
         try:
             from vllm import LLM
         except ImportError as error:
@@ -182,7 +167,7 @@ class VLLMEngine:
         self.chat = ChatFormat(self.tokenizer)
         self.max_cpu_loras = max(max_cpu_loras or max_loras, max_loras)
         self.batch_invariant = batch_invariant
-        with _environment(environment):  # the engine process starts in here
+        with environment(variables):  # the engine process starts in here
             self.llm = LLM(
                 model=model,
                 dtype=dtype,

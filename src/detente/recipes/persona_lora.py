@@ -61,8 +61,9 @@ def build_persona_lora(spec: LoraSpec, cache: Path, progress: bool = True) -> Mo
     """``spec.base`` (loaded through ``cache``) with a LoRA adapter fitted to the persona chats,
     merged into the weights. The adapter's initialisation is drawn from ``spec.seed``."""
     model, tokenizer = load_model(spec.base, cache)
-    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=0.0,
-                        target_modules="all-linear")
+    config = LoraConfig(
+        r=spec.r, lora_alpha=spec.alpha, lora_dropout=0.0, target_modules="all-linear"
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         wrapped = get_peft_model(model, config)

@@ -15,10 +15,13 @@ from __future__ import annotations
 import html
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from detente.agents import make_agent
 from detente.config import first_difference, load_config
@@ -40,6 +43,7 @@ from detente.games import game_entry, game_names, game_type
 from detente.protocol import make_protocol
 from detente.rollout.records import GameRecord
 from detente.rollout.runner import games_progress
+from detente.studies.schedule import Task, run_tasks
 from detente.train.trainer import Trainer
 
 METHODS = ("naive", "sum", "adalign")
@@ -57,6 +61,8 @@ class DemoSettings:
     eval_games: int = 32
     robustness: bool = True
     overrides: tuple[str, ...] = field(default=())
+    jobs: int = 1  # worker processes (1: everything in this process)
+    threads: int | None = None  # torch threads per worker (None: the cores shared out)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -180,11 +186,33 @@ def robustness(metrics: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def run_seed(game: str, settings: DemoSettings, seed: int, out: Path) -> dict[str, Any]:
-    """One seed of one game: three trainings, the face-off, the robustness test."""
+def seed_tasks(game: str, settings: DemoSettings, seed: int, out: Path, after: str) -> list[Task]:
+    """One seed of one game, after the task ``after`` (the game's model and prior): the three
+    trainings, the robustness learners against the frozen Advantage Alignment and sum agents
+    (each after its target), then the evaluation (:func:`evaluate_seed`)."""
     scale = MODEL_SCALES[settings.model]
-    overrides = [f"seed={seed}", *settings.overrides]
-    runs = {m: _train(f"{game}-{m}-{scale}", overrides, out / m) for m in METHODS}
+    overrides = (f"seed={seed}", *settings.overrides)
+    name = f"{game} s{seed}"
+    # the robustness targets first: the learners against them can start sooner
+    order = [*ROBUSTNESS_TARGETS, *(m for m in METHODS if m not in ROBUSTNESS_TARGETS)]
+    tasks = [
+        Task(f"{name} {m}", _train, (f"{game}-{m}-{scale}", overrides, out / m), (after,))
+        for m in order
+    ]
+    if settings.robustness:
+        for target in ROBUSTNESS_TARGETS:
+            against = (*overrides, f"train.opponent=run:{out / target}")
+            args = (f"{game}-naive-{scale}", against, out / f"exploit-{target}")
+            tasks.append(Task(f"{name} exploit-{target}", _train, args, (f"{name} {target}",)))
+    needs = tuple(t.key for t in tasks)
+    tasks.append(Task(f"{name} evaluation", evaluate_seed, (game, settings, seed, out), needs))
+    return tasks
+
+
+def evaluate_seed(game: str, settings: DemoSettings, seed: int, out: Path) -> dict[str, Any]:
+    """The trained seed in ``out``: the face-off of the three methods and the game's bots, the
+    robustness numbers, ``demo.json`` and ``report.html``."""
+    runs = {m: out / m for m in METHODS}
     agents = [make_agent(f"run:{runs[m]}", game) for m in METHODS]
     agents += [make_agent(f"bot:{b}", game) for b in game_entry(game).headline.bots]
     config = load_config(str(runs["naive"] / "config.yaml"))
@@ -203,45 +231,62 @@ def run_seed(game: str, settings: DemoSettings, seed: int, out: Path) -> dict[st
         )
     result.write_json(out / "faceoff.json")
     summary = summarise(game, result, [a.name for a in agents[: len(METHODS)]])
-    exploits: dict[str, dict[str, float]] = {}
-    if settings.robustness:
-        for target in ROBUSTNESS_TARGETS:
-            run_dir = _train(
-                f"{game}-naive-{scale}",
-                [*overrides, f"train.opponent=run:{runs[target]}"],
-                out / f"exploit-{target}",
-            )
-            exploits[target] = robustness(read_metrics(run_dir))
+    exploits = {
+        target: robustness(read_metrics(out / f"exploit-{target}"))
+        for target in (ROBUSTNESS_TARGETS if settings.robustness else ())
+    }
     payload = {"summary": summary, "robustness": exploits}
     (out / "demo.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
     write_seed_report(out, runs, result, records, summary, exploits)
     return payload
 
 
+def _prior_key(game: str) -> str:
+    return f"{game} model and prior"
+
+
+def _model_and_prior(game: str, settings: DemoSettings) -> dict[str, Any]:
+    """Build (or load) the model the game's presets train, and its prior (stored with it)."""
+    scale = MODEL_SCALES[settings.model]
+    base_model = load_config(f"{game}-naive-{scale}", list(settings.overrides)).model.name
+    return prior_with_model(base_model, game)
+
+
 def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
-    """Every game × seed into ``out/GAME/sSEED``; ``out/results.json`` and ``out/README.md``
-    hold the prior and the tables over seeds."""
+    """Every game × seed into ``out/GAME/sSEED``, on ``settings.jobs`` worker processes;
+    ``out/results.json`` and ``out/README.md`` hold the prior, the tables over seeds and the
+    seconds each task took."""
     for game in settings.games:
         if not game_entry(game).headline.bots:
             covered = [g for g in game_names() if game_entry(g).headline.bots]
             raise ValueError(f"the demo covers {', '.join(covered)}, not {game!r}")
     if settings.model not in MODEL_SCALES:
         raise ValueError(f"the demo runs on {', '.join(MODEL_SCALES)}, not {settings.model!r}")
+    tasks = [Task(_prior_key(g), _model_and_prior, (g, settings)) for g in settings.games]
+    for seed in settings.seeds:
+        for game in settings.games:
+            tasks += seed_tasks(game, settings, seed, out / game / f"s{seed}", _prior_key(game))
+    seconds: dict[str, float] = {}
+
+    def done(key: str, _: Any, took: float) -> None:
+        seconds[key] = round(took, 1)
+        tqdm.write(f"{key}: {took:.0f} s")
+
+    started = time.monotonic()
+    finished = run_tasks(tasks, settings.jobs, done, "demo", settings.threads)
     results: dict[str, Any] = {"model": settings.model, "seeds": list(settings.seeds)}
-    scale = MODEL_SCALES[settings.model]
     for game in settings.games:
-        base_model = load_config(f"{game}-naive-{scale}", list(settings.overrides)).model.name
-        prior = prior_with_model(base_model, game)
-        per_seed = {s: run_seed(game, settings, s, out / game / f"s{s}") for s in settings.seeds}
-        summaries = [p["summary"] for p in per_seed.values()]
+        per_seed = {s: finished[f"{game} s{s} evaluation"] for s in settings.seeds}
         entry: dict[str, Any] = {
-            "prior": prior,
+            "prior": finished[_prior_key(game)],
             "per_seed": {str(s): p for s, p in per_seed.items()},
-            "table": aggregate(summaries),
+            "table": aggregate([p["summary"] for p in per_seed.values()]),
         }
         if settings.robustness:
             entry["robustness"] = aggregate([p["robustness"] for p in per_seed.values()])
         results[game] = entry
+    results["seconds"] = {"total": round(time.monotonic() - started, 1), "jobs": settings.jobs,
+                          "tasks": seconds}
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     (out / "README.md").write_text(results_markdown(results))
     return results
@@ -251,7 +296,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     """The tables of ``results.json`` as Markdown, one section per game."""
     seeds = results["seeds"]
     parts = [f"# detente demo ({results['model']}, seeds {', '.join(map(str, seeds))})", ""]
-    for game in (k for k in results if k not in ("model", "seeds")):
+    for game in (k for k in results if k not in ("model", "seeds", "seconds")):
         entry = results[game]
         parts += [f"## {game}", "", f"Mean ± 95% interval over {len(seeds)} seed(s).", ""]
         parts += [markdown_table(entry["table"]), ""]
