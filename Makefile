@@ -11,8 +11,9 @@ export TRANSFORMERS_OFFLINE := 1
 # pip byte-compiles one file at a time (about 100 s of the set-up here); compileall uses every
 # core (about 30 s). A few files only newer Pythons parse (torch's py312 test helpers) fail to
 # compile, as they do under pip, so its status is not checked. Only the test set-up compiles
-# (the tests start many Python processes); the demo is one process, which compiles the modules
-# it imports (about 12 s here, against 30 s to compile the whole environment).
+# (the tests start many Python processes); the demo compiles the modules it imports on first
+# import (about 12 s here, against 30 s to compile the whole environment), and its worker
+# processes reuse them.
 COMPILE := -$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1
 
 .PHONY: setup demo test test-slow lint bench clean

@@ -26,6 +26,11 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def _say(text: str) -> None:
+    print(text, end="")
+    print(" and more\nsecond line")
+
+
 def _fail(message: str) -> None:
     raise ValueError(message)
 
@@ -82,3 +87,10 @@ def test_a_task_list_is_checked_before_anything_runs(tmp_path) -> None:
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         run_tasks([first], 0)
     assert not Path(log).exists()
+
+
+def test_what_a_worker_prints_is_marked_with_its_task(capfd) -> None:
+    run_tasks([Task("first", _say, ("hello",)), Task("other", _say, ("hi",))], jobs=2)
+    lines = capfd.readouterr().out.splitlines()
+    assert "[first] hello and more" in lines and "[other] hi and more" in lines
+    assert lines.count("[first] second line") == 1

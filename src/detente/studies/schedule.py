@@ -12,8 +12,11 @@ starts first. With ``jobs`` = 1 the tasks run in this process, in that same orde
 
 from __future__ import annotations
 
+import contextlib
+import io
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -56,6 +59,27 @@ def _check(tasks: Sequence[Task]) -> None:
                 raise ValueError(f"task {task.key!r} needs {need!r}, which is not a task")
             if position[need] > position[task.key]:
                 raise ValueError(f"task {task.key!r} is listed before {need!r}, which it needs")
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that writes each line to ``sys.stdout`` after ``[key] ``."""
+
+    def __init__(self, key: str) -> None:
+        self._prefix, self._partial = f"[{key}] ", ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            sys.__stdout__.write(self._prefix + line + "\n")
+        sys.__stdout__.flush()
+        return len(text)
+
+
+def _call_in_worker(key: str, run: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``run(*args)`` with what it prints marked with its task (workers print side by side)."""
+    stream = _Prefixed(key)
+    with contextlib.redirect_stdout(stream):
+        return run(*args)
 
 
 def _init_worker(threads: int) -> None:
@@ -129,7 +153,8 @@ def _run_in_workers(
                 if ready is None:
                     break
                 pending.remove(ready)
-                running[pool.submit(ready.run, *ready.args)] = (ready.key, time.monotonic())
+                future = pool.submit(_call_in_worker, ready.key, ready.run, ready.args)
+                running[future] = (ready.key, time.monotonic())
             if not running:
                 break
             bar.set_postfix_str(", ".join(key for key, _ in running.values()))
