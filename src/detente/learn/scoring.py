@@ -109,6 +109,14 @@ def sampling_support(
     return support
 
 
+def decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder body and the output head of a Hugging Face causal LM, peft-wrapped or not
+    (a LoRA adapter's layers sit inside the body), to run the head only where logits are
+    needed."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
 def action_logprobs(
     model: torch.nn.Module,
     batch: PaddedBatch,
@@ -130,14 +138,14 @@ def action_logprobs(
     embeddings are used directly, so only the N action positions go through the output head.
     ``autocast``: the dtype of an autocast region around the forward (None: none).
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, head = decoder_and_head(model)
     device_type = batch.input_ids.device.type
     with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-        hidden = base.get_decoder()(
+        hidden = decoder(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask
         ).last_hidden_state
         selected = hidden[:, :-1][batch.predicts_action]  # [N, H]
-        logits = base.get_output_embeddings()(selected)
+        logits = head(selected)
     targets = batch.input_ids[:, 1:][batch.predicts_action]
     logits = logits.float() / temperature
     if support is None:

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from detente.games import game_entry, make_config, make_game
+from detente.learn.scoring import decoder_and_head
 from detente.lm.chat import ChatFormat
 from detente.policies.bots import bot_names, make_bot
 from detente.policies.bots import ipd as ipd_bots
@@ -337,11 +338,9 @@ def supervised_warm_start(
             )
         soft = [soft for _, _, soft in batch]
         if head_at_targets:
-            body = model.get_base_model() if hasattr(model, "get_base_model") else model
-            hidden = body.get_decoder()(input_ids=ids, attention_mask=attention)
-            loss = warm_start_loss(
-                hidden.last_hidden_state, labels, soft, body.get_output_embeddings()
-            )
+            decoder, head = decoder_and_head(model)
+            hidden = decoder(input_ids=ids, attention_mask=attention).last_hidden_state
+            loss = warm_start_loss(hidden, labels, soft, head)
         else:
             logits = model(input_ids=ids, attention_mask=attention).logits
             loss = warm_start_loss(logits, labels, soft)

@@ -186,17 +186,17 @@ def robustness(metrics: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def seed_tasks(game: str, settings: DemoSettings, seed: int, out: Path, after: str) -> list[Task]:
-    """One seed of one game, after the task ``after`` (the game's model and prior): the three
-    trainings, the robustness learners against the frozen Advantage Alignment and sum agents
-    (each after its target), then the evaluation (:func:`evaluate_seed`)."""
+def seed_tasks(game: str, settings: DemoSettings, seed: int, out: Path) -> list[Task]:
+    """One seed of one game, after the game's model and prior: the three trainings, the
+    robustness learners against the frozen Advantage Alignment and sum agents (each after its
+    target), then the evaluation (:func:`evaluate_seed`)."""
     scale = MODEL_SCALES[settings.model]
     overrides = (f"seed={seed}", *settings.overrides)
-    name = f"{game} s{seed}"
+    name, model = f"{game} s{seed}", (_prior_key(game),)
     # the robustness targets first: the learners against them can start sooner
     order = [*ROBUSTNESS_TARGETS, *(m for m in METHODS if m not in ROBUSTNESS_TARGETS)]
     tasks = [
-        Task(f"{name} {m}", _train, (f"{game}-{m}-{scale}", overrides, out / m), (after,))
+        Task(f"{name} {m}", _train, (f"{game}-{m}-{scale}", overrides, out / m), model)
         for m in order
     ]
     if settings.robustness:
@@ -265,7 +265,7 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
     tasks = [Task(_prior_key(g), _model_and_prior, (g, settings)) for g in settings.games]
     for seed in settings.seeds:
         for game in settings.games:
-            tasks += seed_tasks(game, settings, seed, out / game / f"s{seed}", _prior_key(game))
+            tasks += seed_tasks(game, settings, seed, out / game / f"s{seed}")
     seconds: dict[str, float] = {}
 
     def done(key: str, _: Any, took: float) -> None:
@@ -285,8 +285,8 @@ def run_demo(settings: DemoSettings, out: Path) -> dict[str, Any]:
         if settings.robustness:
             entry["robustness"] = aggregate([p["robustness"] for p in per_seed.values()])
         results[game] = entry
-    results["seconds"] = {"total": round(time.monotonic() - started, 1), "jobs": settings.jobs,
-                          "tasks": seconds}
+    total = round(time.monotonic() - started, 1)
+    results["seconds"] = {"total": total, "jobs": settings.jobs, "tasks": seconds}
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     (out / "README.md").write_text(results_markdown(results))
     return results
